@@ -1,0 +1,53 @@
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# dm-cbw: out-of-tree build, tests and demo.
+#
+#   make              build dm-cbw.ko and the selftest helpers
+#   make check        install what is missing, build, run every selftest in a VM
+#   make check-host   run the selftests on this host (needs a module-capable kernel)
+#   make demo         fleecing demo in the VM
+#   make lint         checkpatch --strict, sparse and a W=1 build
+#   make install      install the module for KVER and run depmod
+
+# The kernel to build for: the newest one with a build directory.
+KVER ?= $(shell ls -d /lib/modules/*/build 2>/dev/null | sort -V | tail -n 1 | cut -d/ -f4)
+KDIR ?= /lib/modules/$(KVER)/build
+VM_RUN := $(CURDIR)/tools/vm/run
+SELFTESTS := $(CURDIR)/selftests/dm-cbw
+
+.PHONY: all modules selftests check check-host demo lint install clean deps
+
+all: modules selftests
+
+deps:
+	@$(CURDIR)/tools/install-deps
+
+modules:
+	@test -n "$(KVER)" -a -d "$(KDIR)" || \
+		{ echo "No kernel build directory: install linux-headers-amd64 (tools/install-deps)" >&2; exit 1; }
+	$(MAKE) -C $(KDIR) M=$(CURDIR) modules
+
+selftests:
+	$(MAKE) -C $(SELFTESTS) all
+
+check: deps
+	@$(MAKE) --no-print-directory all
+	@$(VM_RUN) -- $(SELFTESTS)/run_all.sh
+
+check-host: all
+	@$(SELFTESTS)/run_all.sh
+
+demo: deps
+	@$(MAKE) --no-print-directory modules
+	@$(VM_RUN) -- $(CURDIR)/tools/demo/fleecing-demo
+
+lint:
+	@$(CURDIR)/tools/lint
+
+install: modules
+	$(MAKE) -C $(KDIR) M=$(CURDIR) INSTALL_MOD_DIR=updates modules_install
+	depmod -a $(KVER)
+
+clean:
+	$(MAKE) -C $(KDIR) M=$(CURDIR) clean
+	$(MAKE) -C $(SELFTESTS) clean

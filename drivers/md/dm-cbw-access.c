@@ -1,0 +1,322 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * dm-cbw snapshot access: the cbw-access target.
+ *
+ * A cbw-access device reads the point-in-time image of a cbw device.
+ * Copied chunks come from the COW device.  Other chunks come from the
+ * origin, and while such a read is in flight, guest writes to its chunks
+ * wait: snapshot reads never wait, guest writes wait only for snapshot
+ * reads of their own chunks.  A read of a chunk that is not accessible, or
+ * after the snapshot ended, fails: it never returns other data.
+ */
+#include <linux/blkdev.h>
+#include <linux/module.h>
+#include <linux/slab.h>
+
+#include "dm-cbw.h"
+
+/* O_DIRECT readers see ENODATA for data that is not in the snapshot. */
+#define CBW_STS_NOT_ACCESSIBLE	BLK_STS_MEDIUM
+/* The device is read-only: writes fail with EOPNOTSUPP. */
+#define CBW_STS_READ_ONLY	BLK_STS_NOTSUPP
+
+struct cbw_access_c {
+	struct dm_dev *cbw_dev;
+	struct cbw_device *dev;
+	u64 seq;		/* the snapshot this device reads; under dev->lock */
+	sector_t chunk_sectors;	/* of the cbw table when this one was made */
+};
+
+struct cbw_access_io {
+	struct cbw_snapshot *snap;	/* entered snapshot or NULL */
+	bool frozen;
+	struct cbw_frozen_read frozen_read;
+};
+
+/*
+ * Construct a snapshot-access mapping:
+ *   cbw-access <cbw dev>
+ */
+static int cbw_access_ctr(struct dm_target *ti, unsigned int argc,
+			  char **argv)
+{
+	struct mapped_device *md;
+	struct cbw_access_c *ac;
+	int r;
+
+	if (argc != 1) {
+		ti->error = "Invalid argument count";
+		return -EINVAL;
+	}
+
+	ac = kzalloc(sizeof(*ac), GFP_KERNEL);
+	if (!ac) {
+		ti->error = "Cannot allocate cbw-access context";
+		return -ENOMEM;
+	}
+
+	r = dm_get_device(ti, argv[0], CBW_OPEN_READ, &ac->cbw_dev);
+	if (r) {
+		ti->error = "Error opening cbw device";
+		goto bad;
+	}
+
+	md = dm_get_md(ac->cbw_dev->bdev->bd_dev);
+	if (md) {
+		ac->dev = cbw_device_find(md);
+		dm_put(md);
+	}
+	if (!ac->dev) {
+		ti->error = "Device is not a cbw device";
+		r = -EINVAL;
+		goto bad;
+	}
+
+	spin_lock_irq(&ac->dev->lock);
+	if (ac->dev->len != ti->len)
+		r = -EINVAL;
+	else if (ac->dev->snap)
+		ac->seq = ac->dev->snap->seq;
+	ac->chunk_sectors = ac->dev->chunk_sectors;
+	spin_unlock_irq(&ac->dev->lock);
+	if (r) {
+		ti->error = "Length does not match the cbw device";
+		goto bad;
+	}
+
+	ti->num_flush_bios = 1;
+	ti->num_discard_bios = 1;
+	ti->discards_supported = true;
+	ti->per_io_data_size = sizeof(struct cbw_access_io);
+	ti->private = ac;
+	return 0;
+
+bad:
+	if (ac->dev)
+		cbw_device_put(ac->dev);
+	if (ac->cbw_dev)
+		dm_put_device(ti, ac->cbw_dev);
+	kfree(ac);
+	return r;
+}
+
+static void cbw_access_dtr(struct dm_target *ti)
+{
+	struct cbw_access_c *ac = ti->private;
+
+	cbw_device_put(ac->dev);
+	dm_put_device(ti, ac->cbw_dev);
+	kfree(ac);
+}
+
+/* Enter the snapshot this device reads (bound on first use). */
+static struct cbw_snapshot *cbw_access_enter(struct cbw_access_c *ac)
+{
+	return cbw_device_enter_snapshot(ac->dev, &ac->seq);
+}
+
+static int cbw_access_fail(struct bio *bio, blk_status_t status)
+{
+	bio->bi_status = status;
+	bio_endio(bio);
+	return DM_MAPIO_SUBMITTED;
+}
+
+/*
+ * Serve the first run of chunks of @bio that are all copied (from the COW
+ * device) or all not copied (from the origin, holding back guest writes);
+ * dm core sends the rest of the bio again.
+ */
+static int cbw_access_map_read(struct cbw_snapshot *s, struct bio *bio,
+			       struct cbw_access_io *io)
+{
+	sector_t sector = bio->bi_iter.bi_sector;
+	unsigned long first = cbw_sector_to_chunk(s, sector);
+	unsigned long last = cbw_sector_to_chunk(s, sector + bio_sectors(bio) - 1);
+	unsigned long end;
+	bool copied;
+
+	spin_lock_irq(&s->lock);
+	if (s->state != DM_CBW_SNAPSHOT_ACTIVE ||
+	    !cbw_chunks_accessible(s, first, last)) {
+		spin_unlock_irq(&s->lock);
+		return cbw_access_fail(bio, CBW_STS_NOT_ACCESSIBLE);
+	}
+
+	copied = test_bit(first, s->done);
+	if (copied)
+		end = find_next_zero_bit(s->done, last + 1, first);
+	else
+		end = find_next_bit(s->done, last + 1, first);
+
+	if (!copied) {
+		io->frozen_read.first = first;
+		io->frozen_read.last = end - 1;
+		list_add_tail(&io->frozen_read.node, &s->frozen_reads);
+		atomic_inc(&s->nr_frozen_reads);
+		io->frozen = true;
+	}
+	spin_unlock_irq(&s->lock);
+
+	if (end <= last)
+		dm_accept_partial_bio(bio, cbw_chunk_to_sector(s, end) - sector);
+	bio_set_dev(bio, copied ? s->cow : s->origin);
+	return DM_MAPIO_REMAPPED;
+}
+
+/*
+ * Snapshot discard: the whole chunks inside the range are dropped from the
+ * snapshot (not readable, never copied) and their COW space is discarded.
+ */
+static int cbw_access_map_discard(struct cbw_snapshot *s, struct bio *bio)
+{
+	sector_t start = round_up(bio->bi_iter.bi_sector, s->chunk_sectors);
+	sector_t end = round_down(bio_end_sector(bio), s->chunk_sectors);
+
+	if (end > s->len)
+		end = s->len;
+	if (start >= end || s->state != DM_CBW_SNAPSHOT_ACTIVE) {
+		bio_endio(bio);
+		return DM_MAPIO_SUBMITTED;
+	}
+
+	spin_lock_irq(&s->lock);
+	cbw_chunks_drop(s, cbw_sector_to_chunk(s, start),
+			cbw_sector_to_chunk(s, end - 1));
+	spin_unlock_irq(&s->lock);
+
+	if (!bdev_max_discard_sectors(s->cow)) {
+		bio_endio(bio);
+		return DM_MAPIO_SUBMITTED;
+	}
+	bio_set_dev(bio, s->cow);
+	bio->bi_iter.bi_sector = start;
+	bio->bi_iter.bi_size = (end - start) << SECTOR_SHIFT;
+	return DM_MAPIO_REMAPPED;
+}
+
+static int cbw_access_map(struct dm_target *ti, struct bio *bio)
+{
+	struct cbw_access_io *io = dm_per_bio_data(bio, sizeof(*io));
+	struct cbw_access_c *ac = ti->private;
+	int r;
+
+	io->snap = NULL;
+	io->frozen = false;
+
+	if (op_is_flush(bio->bi_opf) && !bio_sectors(bio)) {
+		bio_endio(bio);
+		return DM_MAPIO_SUBMITTED;
+	}
+	if (bio_op(bio) != REQ_OP_READ && bio_op(bio) != REQ_OP_DISCARD)
+		return cbw_access_fail(bio, CBW_STS_READ_ONLY);
+
+	io->snap = cbw_access_enter(ac);
+	if (!io->snap)
+		return cbw_access_fail(bio, CBW_STS_NOT_ACCESSIBLE);
+
+	bio->bi_iter.bi_sector = dm_target_offset(ti, bio->bi_iter.bi_sector);
+	if (bio_op(bio) == REQ_OP_DISCARD)
+		r = cbw_access_map_discard(io->snap, bio);
+	else
+		r = cbw_access_map_read(io->snap, bio, io);
+
+	/* Bios completed here do not reach end_io. */
+	if (r != DM_MAPIO_REMAPPED) {
+		cbw_snapshot_leave(io->snap);
+		io->snap = NULL;
+	}
+	return r;
+}
+
+static int cbw_access_end_io(struct dm_target *ti, struct bio *bio,
+			     blk_status_t *error)
+{
+	struct cbw_access_io *io = dm_per_bio_data(bio, sizeof(*io));
+
+	if (io->frozen)
+		cbw_copy_release_frozen(io->snap, &io->frozen_read);
+	if (io->snap)
+		cbw_snapshot_leave(io->snap);
+	io->snap = NULL;
+	io->frozen = false;
+	return DM_ENDIO_DONE;
+}
+
+static void cbw_access_status(struct dm_target *ti, status_type_t type,
+			      unsigned int status_flags, char *result,
+			      unsigned int maxlen)
+{
+	struct cbw_access_c *ac = ti->private;
+	unsigned long accessible = 0, total = 0;
+	enum dm_cbw_snapshot_state state = DM_CBW_SNAPSHOT_NONE;
+	struct cbw_snapshot *s;
+	unsigned int sz = 0;
+
+	switch (type) {
+	case STATUSTYPE_INFO:
+		s = cbw_access_enter(ac);
+		if (s) {
+			spin_lock_irq(&s->lock);
+			state = s->state;
+			accessible = s->nr_accessible;
+			total = s->nr_chunks;
+			spin_unlock_irq(&s->lock);
+			cbw_snapshot_leave(s);
+		}
+		DMEMIT("%s %lu %lu", cbw_state_name(state), accessible, total);
+		break;
+	case STATUSTYPE_TABLE:
+		DMEMIT("%s", ac->cbw_dev->name);
+		break;
+	case STATUSTYPE_IMA:
+		DMEMIT_TARGET_NAME_VERSION(ti->type);
+		DMEMIT(",cbw_name=%s;", ac->cbw_dev->name);
+		break;
+	}
+}
+
+static int cbw_access_iterate_devices(struct dm_target *ti,
+				      iterate_devices_callout_fn fn,
+				      void *data)
+{
+	struct cbw_access_c *ac = ti->private;
+
+	return fn(ti, ac->cbw_dev, 0, ti->len, data);
+}
+
+static void cbw_access_io_hints(struct dm_target *ti,
+				struct queue_limits *limits)
+{
+	struct cbw_access_c *ac = ti->private;
+
+	/* Only whole chunks can be dropped from a snapshot. */
+	limits->discard_granularity = ac->chunk_sectors << SECTOR_SHIFT;
+	limits->max_hw_discard_sectors = round_down(UINT_MAX >> SECTOR_SHIFT,
+						    ac->chunk_sectors);
+	limits->max_discard_sectors = limits->max_hw_discard_sectors;
+}
+
+static struct target_type cbw_access_target = {
+	.name = DM_CBW_ACCESS_TARGET_NAME,
+	.version = {1, 0, 0},
+	.features = DM_TARGET_SINGLETON,
+	.module = THIS_MODULE,
+	.ctr = cbw_access_ctr,
+	.dtr = cbw_access_dtr,
+	.map = cbw_access_map,
+	.end_io = cbw_access_end_io,
+	.status = cbw_access_status,
+	.iterate_devices = cbw_access_iterate_devices,
+	.io_hints = cbw_access_io_hints,
+};
+
+int cbw_access_register(void)
+{
+	return dm_register_target(&cbw_access_target);
+}
+
+void cbw_access_unregister(void)
+{
+	dm_unregister_target(&cbw_access_target);
+}

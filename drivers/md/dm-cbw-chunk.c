@@ -1,0 +1,168 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * dm-cbw chunk state: which chunks of a snapshot still need copying, which
+ * are copied, and which a snapshot reader may read.
+ */
+#include <linux/bitmap.h>
+#include <linux/log2.h>
+#include <linux/mm.h>
+#include <linux/slab.h>
+
+#include "dm-cbw.h"
+
+DECLARE_DM_KCOPYD_THROTTLE_WITH_MODULE_PARM(cbw_copy_throttle,
+					    "A percentage of time allocated for copy-before-write copies");
+
+static unsigned long *cbw_bitmap_alloc(unsigned long nr_bits, bool set)
+{
+	unsigned long *map;
+
+	map = kvcalloc(BITS_TO_LONGS(nr_bits), sizeof(unsigned long),
+		       GFP_KERNEL);
+	if (map && set)
+		bitmap_set(map, 0, nr_bits);
+	return map;
+}
+
+static int cbw_snapshot_alloc_jobs(struct cbw_snapshot *s)
+{
+	unsigned int i;
+
+	s->job_pool = kcalloc(CBW_MAX_COPY_JOBS, sizeof(*s->job_pool),
+			      GFP_KERNEL);
+	if (!s->job_pool)
+		return -ENOMEM;
+	for (i = 0; i < CBW_MAX_COPY_JOBS; i++) {
+		s->job_pool[i].snap = s;
+		list_add_tail(&s->job_pool[i].node, &s->free_jobs);
+	}
+	return 0;
+}
+
+/*
+ * A new snapshot in which every chunk is to be copied and readable.  It
+ * takes effect when it is published; until then nothing is copied.
+ */
+struct cbw_snapshot *cbw_snapshot_create(struct block_device *origin,
+					 struct block_device *cow,
+					 sector_t len, sector_t chunk_sectors)
+{
+	struct cbw_snapshot *s;
+
+	s = kzalloc(sizeof(*s), GFP_KERNEL);
+	if (!s)
+		return ERR_PTR(-ENOMEM);
+
+	s->origin = origin;
+	s->cow = cow;
+	s->len = len;
+	s->chunk_sectors = chunk_sectors;
+	s->chunk_shift = ilog2(chunk_sectors);
+	s->nr_chunks = DIV_ROUND_UP_SECTOR_T(len, chunk_sectors);
+	s->max_job_chunks = max_t(sector_t, 1,
+				  CBW_MAX_COPY_SECTORS >> s->chunk_shift);
+	s->state = DM_CBW_SNAPSHOT_ACTIVE;
+	spin_lock_init(&s->lock);
+	INIT_LIST_HEAD(&s->jobs);
+	INIT_LIST_HEAD(&s->free_jobs);
+	INIT_LIST_HEAD(&s->frozen_reads);
+	atomic_set(&s->nr_frozen_reads, 0);
+	atomic_set(&s->nr_readers, 0);
+	bio_list_init(&s->read_waiters);
+	bio_list_init(&s->throttled);
+	bio_list_init(&s->deferred);
+	INIT_WORK(&s->worker, cbw_copy_worker);
+
+	s->to_copy = cbw_bitmap_alloc(s->nr_chunks, true);
+	s->done = cbw_bitmap_alloc(s->nr_chunks, false);
+	s->access = cbw_bitmap_alloc(s->nr_chunks, true);
+	if (!s->to_copy || !s->done || !s->access)
+		goto nomem;
+	s->nr_to_copy = s->nr_chunks;
+	s->nr_accessible = s->nr_chunks;
+
+	if (cbw_snapshot_alloc_jobs(s))
+		goto nomem;
+
+	s->kcopyd = dm_kcopyd_client_create(&dm_kcopyd_throttle);
+	if (IS_ERR(s->kcopyd)) {
+		int r = PTR_ERR(s->kcopyd);
+
+		s->kcopyd = NULL;
+		cbw_snapshot_destroy(s);
+		return ERR_PTR(r);
+	}
+	return s;
+
+nomem:
+	cbw_snapshot_destroy(s);
+	return ERR_PTR(-ENOMEM);
+}
+
+/* The snapshot must be unpublished and have no bio in flight. */
+void cbw_snapshot_destroy(struct cbw_snapshot *s)
+{
+	/* Waits for every copy job and its completion callback. */
+	if (s->kcopyd)
+		dm_kcopyd_client_destroy(s->kcopyd);
+	/* A completion may have queued the worker: let it finish. */
+	flush_work(&s->worker);
+
+	WARN_ON(!list_empty(&s->jobs));
+	WARN_ON(!list_empty(&s->frozen_reads));
+	kfree(s->job_pool);
+	kvfree(s->access);
+	kvfree(s->done);
+	kvfree(s->to_copy);
+	kfree(s);
+}
+
+/* Are chunks @first..@last all copied?  Called under s->lock. */
+bool cbw_chunks_copied(struct cbw_snapshot *s, unsigned long first,
+		       unsigned long last)
+{
+	return find_next_zero_bit(s->done, last + 1, first) > last;
+}
+
+/* May a snapshot reader read chunks @first..@last?  Under s->lock. */
+bool cbw_chunks_accessible(struct cbw_snapshot *s, unsigned long first,
+			   unsigned long last)
+{
+	return find_next_zero_bit(s->access, last + 1, first) > last;
+}
+
+static unsigned long cbw_bitmap_clear_counted(unsigned long *map,
+					      unsigned long first,
+					      unsigned long last)
+{
+	unsigned long bit = first, cleared = 0;
+
+	for_each_set_bit_from(bit, map, last + 1) {
+		__clear_bit(bit, map);
+		cleared++;
+	}
+	return cleared;
+}
+
+/*
+ * Snapshot discard: chunks @first..@last are no longer readable and need
+ * no copy.  A copy already in flight finishes.  Called under s->lock.
+ */
+void cbw_chunks_drop(struct cbw_snapshot *s, unsigned long first,
+		     unsigned long last)
+{
+	s->nr_accessible -= cbw_bitmap_clear_counted(s->access, first, last);
+	s->nr_to_copy -= cbw_bitmap_clear_counted(s->to_copy, first, last);
+}
+
+const char *cbw_state_name(enum dm_cbw_snapshot_state state)
+{
+	switch (state) {
+	case DM_CBW_SNAPSHOT_ACTIVE:
+		return "active";
+	case DM_CBW_SNAPSHOT_BROKEN:
+		return "broken";
+	default:
+		return "none";
+	}
+}

@@ -1,0 +1,161 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * dm-cbw per mapped device state.
+ *
+ * A mapped device outlives its tables: a snapshot starts and ends by
+ * loading a new table.  What must survive that (the published snapshot,
+ * the bitmaps) lives in a struct cbw_device found by the mapped device.
+ */
+#include <linux/slab.h>
+#include <linux/mutex.h>
+
+#include "dm-cbw.h"
+
+static LIST_HEAD(cbw_devices);
+static DEFINE_MUTEX(cbw_devices_lock);
+
+static struct cbw_device *__cbw_device_lookup(struct mapped_device *md)
+{
+	struct cbw_device *dev;
+
+	list_for_each_entry(dev, &cbw_devices, node)
+		if (dev->md == md)
+			return dev;
+	return NULL;
+}
+
+/* Take a reference to the state of @md, or NULL if it is not a cbw device. */
+struct cbw_device *cbw_device_find(struct mapped_device *md)
+{
+	struct cbw_device *dev;
+
+	mutex_lock(&cbw_devices_lock);
+	dev = __cbw_device_lookup(md);
+	if (dev)
+		refcount_inc(&dev->ref);
+	mutex_unlock(&cbw_devices_lock);
+	return dev;
+}
+
+/* Take a reference to the state of @md, creating it on first use. */
+struct cbw_device *cbw_device_get(struct mapped_device *md)
+{
+	struct cbw_device *dev;
+
+	mutex_lock(&cbw_devices_lock);
+	dev = __cbw_device_lookup(md);
+	if (dev) {
+		refcount_inc(&dev->ref);
+		goto out;
+	}
+
+	dev = kzalloc(sizeof(*dev), GFP_KERNEL);
+	if (!dev)
+		goto out;
+	dev->md = md;
+	refcount_set(&dev->ref, 1);
+	spin_lock_init(&dev->lock);
+	INIT_LIST_HEAD(&dev->targets);
+	init_waitqueue_head(&dev->drain_wq);
+	list_add(&dev->node, &cbw_devices);
+out:
+	mutex_unlock(&cbw_devices_lock);
+	return dev;
+}
+
+void cbw_device_put(struct cbw_device *dev)
+{
+	mutex_lock(&cbw_devices_lock);
+	if (!refcount_dec_and_test(&dev->ref)) {
+		mutex_unlock(&cbw_devices_lock);
+		return;
+	}
+	list_del(&dev->node);
+	mutex_unlock(&cbw_devices_lock);
+
+	WARN_ON(dev->snap);
+	kfree(dev);
+}
+
+/* Wait until no access bio is inside @s; it must be unpublished already. */
+static void cbw_device_drain(struct cbw_device *dev, struct cbw_snapshot *s)
+{
+	wait_event(dev->drain_wq, !atomic_read(&s->nr_readers));
+}
+
+/*
+ * Make @snap (or no snapshot) the one access devices read.  Called from the
+ * preresume of a cbw table, before that table maps any bio: a snapshot that
+ * is replaced ends here, and its readers drain before a write that the
+ * ended snapshot would have had to copy can reach the origin.
+ */
+void cbw_device_publish(struct cbw_device *dev, struct cbw_snapshot *snap,
+			sector_t len, sector_t chunk_sectors)
+{
+	struct cbw_snapshot *old;
+
+	spin_lock_irq(&dev->lock);
+	old = dev->snap;
+	if (snap && snap != old) {
+		snap->seq = ++dev->snap_seq;
+		snap->ended = false;
+	}
+	dev->snap = snap;
+	dev->len = len;
+	dev->chunk_sectors = chunk_sectors;
+	if (old && old != snap)
+		old->ended = true;
+	spin_unlock_irq(&dev->lock);
+
+	if (old && old != snap)
+		cbw_device_drain(dev, old);
+}
+
+/* End @snap if it is still the published one, and wait for its readers. */
+void cbw_device_unpublish(struct cbw_device *dev, struct cbw_snapshot *snap)
+{
+	bool was_published = false;
+
+	spin_lock_irq(&dev->lock);
+	if (dev->snap == snap) {
+		dev->snap = NULL;
+		snap->ended = true;
+		was_published = true;
+	}
+	spin_unlock_irq(&dev->lock);
+
+	if (was_published)
+		cbw_device_drain(dev, snap);
+}
+
+/*
+ * Enter the published snapshot for one access bio.  *@seq names the
+ * snapshot the caller is bound to (0: bind to the current one).  Returns
+ * NULL when there is no such snapshot any more.
+ */
+struct cbw_snapshot *cbw_device_enter_snapshot(struct cbw_device *dev,
+					       u64 *seq)
+{
+	struct cbw_snapshot *s;
+	unsigned long flags;
+
+	spin_lock_irqsave(&dev->lock, flags);
+	s = dev->snap;
+	if (s && *seq && s->seq != *seq)
+		s = NULL;
+	if (s) {
+		*seq = s->seq;
+		atomic_inc(&s->nr_readers);
+	}
+	spin_unlock_irqrestore(&dev->lock, flags);
+	return s;
+}
+
+void cbw_snapshot_leave(struct cbw_snapshot *s)
+{
+	struct cbw_device *dev = s->dev;
+
+	/* @s may be freed once the count drops: only @dev is used after. */
+	if (atomic_dec_and_test(&s->nr_readers))
+		wake_up(&dev->drain_wq);
+}

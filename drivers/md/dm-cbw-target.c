@@ -1,0 +1,394 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * dm-cbw: copy-before-write target.
+ *
+ * The cbw target remaps guest I/O to an origin device.  A table that names
+ * a COW device starts a snapshot when it is first resumed; until the table
+ * is replaced, the original content of each chunk is copied to the COW
+ * device before the chunk is first overwritten.  The point-in-time image is
+ * read through a cbw-access device (dm-cbw-access.c).
+ */
+#include <linux/blkdev.h>
+#include <linux/log2.h>
+#include <linux/module.h>
+#include <linux/slab.h>
+
+#include "dm-cbw.h"
+
+/* Chunks larger than this make copy-before-write latency unreasonable. */
+#define CBW_MAX_CHUNK_SECTORS	BIT(21)
+
+struct cbw_c {
+	struct dm_target *ti;
+	struct cbw_device *dev;
+	struct list_head dev_node;	/* in dev->targets */
+	struct dm_dev *origin;
+	struct dm_dev *cow;		/* NULL: no snapshot */
+	sector_t chunk_sectors;
+	struct cbw_snapshot *snap;	/* NULL: no snapshot */
+};
+
+/*
+ *--------------------------------------------------------------
+ * Constructor and destructor
+ *--------------------------------------------------------------
+ */
+static int cbw_parse_chunk_size(struct cbw_c *c, const char *arg,
+				char **error)
+{
+	unsigned long long chunk;
+	char dummy;
+
+	if (sscanf(arg, "%llu%c", &chunk, &dummy) != 1) {
+		*error = "Invalid chunk size";
+		return -EINVAL;
+	}
+	if (chunk < DM_CBW_MIN_CHUNK_SECTORS || !is_power_of_2(chunk)) {
+		*error = "Chunk size must be a power of 2 and at least 8 sectors";
+		return -EINVAL;
+	}
+	if (chunk > CBW_MAX_CHUNK_SECTORS) {
+		*error = "Chunk size is larger than 1 GiB";
+		return -EINVAL;
+	}
+	c->chunk_sectors = chunk;
+	return 0;
+}
+
+static int cbw_open_devices(struct cbw_c *c, char **argv)
+{
+	struct dm_target *ti = c->ti;
+	int r;
+
+	r = dm_get_device(ti, argv[0], dm_table_get_mode(ti->table),
+			  &c->origin);
+	if (r) {
+		ti->error = "Error opening origin device";
+		return r;
+	}
+	if (!strcmp(argv[1], DM_CBW_NO_COW))
+		return 0;
+
+	r = dm_get_device(ti, argv[1], dm_table_get_mode(ti->table), &c->cow);
+	if (r) {
+		ti->error = "Error opening COW device";
+		return r;
+	}
+	if (c->cow->bdev == c->origin->bdev) {
+		ti->error = "COW device must differ from the origin device";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static bool cbw_chunk_fits_block(struct cbw_c *c, struct dm_dev *d)
+{
+	return !d || bdev_logical_block_size(d->bdev) >> SECTOR_SHIFT <=
+		     c->chunk_sectors;
+}
+
+static int cbw_check_devices(struct cbw_c *c)
+{
+	struct dm_target *ti = c->ti;
+
+	if (!cbw_chunk_fits_block(c, c->origin) ||
+	    !cbw_chunk_fits_block(c, c->cow)) {
+		ti->error =
+		    "Chunk size is smaller than a logical block of the origin or COW device";
+		return -EINVAL;
+	}
+	if (bdev_nr_sectors(c->origin->bdev) < ti->len) {
+		ti->error = "Origin device is smaller than the target";
+		return -EINVAL;
+	}
+	if (c->cow && bdev_nr_sectors(c->cow->bdev) < ti->len) {
+		ti->error = "COW device is smaller than the target";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* No optional argument is defined yet: accept only an empty group. */
+static int cbw_parse_optional_args(struct dm_arg_set *as, char **error)
+{
+	static const struct dm_arg optional_args = {
+		0, 16, "Invalid number of optional arguments"
+	};
+	unsigned int argc = 0;
+	int r;
+
+	if (as->argc) {
+		r = dm_read_arg_group(&optional_args, as, &argc, error);
+		if (r)
+			return r;
+	}
+	if (argc) {
+		*error = "Unknown optional argument";
+		return -EINVAL;
+	}
+	if (as->argc) {
+		*error = "Invalid argument count";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void cbw_destroy(struct cbw_c *c)
+{
+	if (c->snap) {
+		cbw_device_unpublish(c->dev, c->snap);
+		cbw_snapshot_destroy(c->snap);
+	}
+	if (c->dev) {
+		spin_lock_irq(&c->dev->lock);
+		list_del(&c->dev_node);
+		spin_unlock_irq(&c->dev->lock);
+		cbw_device_put(c->dev);
+	}
+	if (c->cow)
+		dm_put_device(c->ti, c->cow);
+	if (c->origin)
+		dm_put_device(c->ti, c->origin);
+	kfree(c);
+}
+
+static int cbw_attach(struct cbw_c *c)
+{
+	struct cbw_device *dev;
+
+	dev = cbw_device_get(dm_table_get_md(c->ti->table));
+	if (!dev)
+		return -ENOMEM;
+
+	spin_lock_irq(&dev->lock);
+	if (list_empty(&dev->targets)) {
+		dev->len = c->ti->len;
+		dev->chunk_sectors = c->chunk_sectors;
+	}
+	list_add_tail(&c->dev_node, &dev->targets);
+	spin_unlock_irq(&dev->lock);
+	c->dev = dev;
+	return 0;
+}
+
+/*
+ * Construct a cbw mapping:
+ *   cbw <origin dev> <COW dev|-> <chunk sectors> [<#opt args> <opt arg>*]
+ */
+static int cbw_ctr(struct dm_target *ti, unsigned int argc, char **argv)
+{
+	struct dm_arg_set as = { .argc = argc, .argv = argv };
+	struct cbw_c *c;
+	int r;
+
+	if (argc < 3) {
+		ti->error = "Invalid argument count";
+		return -EINVAL;
+	}
+
+	c = kzalloc(sizeof(*c), GFP_KERNEL);
+	if (!c) {
+		ti->error = "Cannot allocate cbw context";
+		return -ENOMEM;
+	}
+	c->ti = ti;
+	INIT_LIST_HEAD(&c->dev_node);
+
+	r = cbw_parse_chunk_size(c, argv[2], &ti->error);
+	if (r)
+		goto bad;
+	r = cbw_open_devices(c, argv);
+	if (r)
+		goto bad;
+	r = cbw_check_devices(c);
+	if (r)
+		goto bad;
+	dm_consume_args(&as, 3);
+	r = cbw_parse_optional_args(&as, &ti->error);
+	if (r)
+		goto bad;
+
+	r = cbw_attach(c);
+	if (r) {
+		ti->error = "Cannot allocate device state";
+		goto bad;
+	}
+
+	if (c->cow) {
+		c->snap = cbw_snapshot_create(c->origin->bdev, c->cow->bdev,
+					      ti->len, c->chunk_sectors);
+		if (IS_ERR(c->snap)) {
+			r = PTR_ERR(c->snap);
+			c->snap = NULL;
+			ti->error = "Cannot allocate snapshot chunk state";
+			goto bad;
+		}
+		c->snap->dev = c->dev;
+	}
+
+	ti->num_flush_bios = 1;
+	ti->num_discard_bios = 1;
+	ti->num_write_zeroes_bios = 1;
+	ti->private = c;
+	return 0;
+
+bad:
+	cbw_destroy(c);
+	return r;
+}
+
+static void cbw_dtr(struct dm_target *ti)
+{
+	cbw_destroy(ti->private);
+}
+
+/*
+ *--------------------------------------------------------------
+ * I/O
+ *--------------------------------------------------------------
+ */
+static int cbw_map(struct dm_target *ti, struct bio *bio)
+{
+	struct cbw_c *c = ti->private;
+
+	bio_set_dev(bio, c->origin->bdev);
+	if (!bio_sectors(bio))
+		return DM_MAPIO_REMAPPED;
+	bio->bi_iter.bi_sector = dm_target_offset(ti, bio->bi_iter.bi_sector);
+
+	if (!c->snap || !op_is_write(bio_op(bio)))
+		return DM_MAPIO_REMAPPED;
+	return cbw_copy_map_write(c->snap, bio);
+}
+
+/*
+ * The snapshot starts (or, for a table without a COW device, the previous
+ * one ends) before this table maps its first bio.
+ */
+static int cbw_preresume(struct dm_target *ti)
+{
+	struct cbw_c *c = ti->private;
+
+	cbw_device_publish(c->dev, c->snap, ti->len, c->chunk_sectors);
+	return 0;
+}
+
+/*
+ *--------------------------------------------------------------
+ * Status
+ *--------------------------------------------------------------
+ */
+static void cbw_status_info(struct cbw_c *c, char *result, unsigned int maxlen)
+{
+	struct cbw_snapshot *s = c->snap;
+	unsigned int sz = 0;
+
+	DMEMIT("%llu ", (unsigned long long)c->chunk_sectors);
+	if (!s) {
+		DMEMIT("%s 0 0 0 0 0 -", cbw_state_name(DM_CBW_SNAPSHOT_NONE));
+		return;
+	}
+
+	spin_lock_irq(&s->lock);
+	DMEMIT("%s %lu %lu %lu %lu %lu ", cbw_state_name(s->state),
+	       s->nr_chunks, s->nr_copied, s->nr_to_copy, s->nr_copying,
+	       s->nr_accessible);
+	if (s->error)
+		DMEMIT("%d", s->error);
+	else
+		DMEMIT("-");
+	spin_unlock_irq(&s->lock);
+}
+
+static void cbw_status(struct dm_target *ti, status_type_t type,
+		       unsigned int status_flags, char *result,
+		       unsigned int maxlen)
+{
+	struct cbw_c *c = ti->private;
+	const char *cow_name = c->cow ? c->cow->name : DM_CBW_NO_COW;
+	unsigned int sz = 0;
+
+	switch (type) {
+	case STATUSTYPE_INFO:
+		cbw_status_info(c, result, maxlen);
+		break;
+	case STATUSTYPE_TABLE:
+		DMEMIT("%s %s %llu", c->origin->name, cow_name,
+		       (unsigned long long)c->chunk_sectors);
+		break;
+	case STATUSTYPE_IMA:
+		DMEMIT_TARGET_NAME_VERSION(ti->type);
+		DMEMIT(",origin_name=%s,cow_name=%s,chunk_sectors=%llu;",
+		       c->origin->name, cow_name,
+		       (unsigned long long)c->chunk_sectors);
+		break;
+	}
+}
+
+static int cbw_iterate_devices(struct dm_target *ti,
+			       iterate_devices_callout_fn fn, void *data)
+{
+	struct cbw_c *c = ti->private;
+
+	return fn(ti, c->origin, 0, ti->len, data);
+}
+
+static struct target_type cbw_target = {
+	.name = DM_CBW_TARGET_NAME,
+	.version = {1, 0, 0},
+	.features = DM_TARGET_SINGLETON,
+	.module = THIS_MODULE,
+	.ctr = cbw_ctr,
+	.dtr = cbw_dtr,
+	.map = cbw_map,
+	.preresume = cbw_preresume,
+	.status = cbw_status,
+	.iterate_devices = cbw_iterate_devices,
+};
+
+/*
+ *--------------------------------------------------------------
+ * Module
+ *--------------------------------------------------------------
+ */
+static int __init dm_cbw_init(void)
+{
+	int r;
+
+	r = cbw_copy_init();
+	if (r)
+		return r;
+
+	r = dm_register_target(&cbw_target);
+	if (r < 0) {
+		DMERR("cbw target registration failed: %d", r);
+		goto bad_cbw;
+	}
+
+	r = cbw_access_register();
+	if (r < 0) {
+		DMERR("cbw-access target registration failed: %d", r);
+		goto bad_access;
+	}
+	return 0;
+
+bad_access:
+	dm_unregister_target(&cbw_target);
+bad_cbw:
+	cbw_copy_exit();
+	return r;
+}
+
+static void __exit dm_cbw_exit(void)
+{
+	cbw_access_unregister();
+	dm_unregister_target(&cbw_target);
+	cbw_copy_exit();
+}
+
+module_init(dm_cbw_init);
+module_exit(dm_cbw_exit);
+
+MODULE_DESCRIPTION(DM_NAME " copy-before-write target with snapshot access");
+MODULE_LICENSE("GPL");
+MODULE_ALIAS("dm-cbw-access");

@@ -1,0 +1,167 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * dm-cbw internal interfaces.
+ *
+ * A cbw device remaps guest I/O to an origin device.  While a snapshot is
+ * active, the original content of a chunk is copied to a COW device (at the
+ * same offset) before the chunk is first overwritten.  A cbw-access device
+ * reads the point-in-time image: copied chunks from the COW device, all
+ * others from the origin while guest writes to them are held back.
+ */
+#ifndef DM_CBW_H
+#define DM_CBW_H
+
+#include <linux/bio.h>
+#include <linux/device-mapper.h>
+#include <linux/dm-kcopyd.h>
+#include <linux/list.h>
+#include <linux/refcount.h>
+#include <linux/spinlock.h>
+#include <linux/wait.h>
+#include <linux/workqueue.h>
+#include <uapi/linux/dm-cbw.h>
+
+#include "dm-cbw-compat.h"
+
+#define DM_MSG_PREFIX "cbw"
+
+/* At most this many copy jobs are in flight per snapshot. */
+#define CBW_MAX_COPY_JOBS	64
+/* A copy job covers at most this many sectors (but always one chunk). */
+#define CBW_MAX_COPY_SECTORS	2048
+
+struct cbw_snapshot;
+
+/*
+ * Everything that belongs to a mapped device rather than to one table:
+ * the published snapshot and, later, dirty bitmaps.  Target instances of
+ * successive tables attach to the same object, so it survives reloads.
+ */
+struct cbw_device {
+	struct list_head node;		/* in the module's device list */
+	struct mapped_device *md;
+	refcount_t ref;
+
+	spinlock_t lock;		/* protects the fields below */
+	struct list_head targets;	/* attached cbw targets */
+	struct cbw_snapshot *snap;	/* published snapshot or NULL */
+	u64 snap_seq;			/* sequence number of the last one */
+	sector_t len;			/* length of the newest cbw target */
+	sector_t chunk_sectors;		/* chunk size of the newest one */
+
+	wait_queue_head_t drain_wq;	/* snapshot readers leaving */
+};
+
+struct cbw_copy_job {
+	struct list_head node;		/* in flight or free */
+	struct cbw_snapshot *snap;
+	unsigned long first;		/* first chunk */
+	unsigned long nr;		/* number of chunks */
+	struct bio *owner;		/* the bio that started the copy */
+	struct bio_list waiters;	/* bios waiting for it (owner too) */
+};
+
+/*
+ * Chunk state of one snapshot.  A chunk is
+ *   to copy:   to_copy set; the next write copies it first
+ *   in flight: to_copy and done clear, a copy job covers it
+ *   copied:    done set; snapshot reads come from the COW device
+ *   untracked: to_copy and done clear, no job (discarded or not in the
+ *              snapshot); writes pass without copying
+ * and readable through the access device while its access bit is set.
+ */
+struct cbw_snapshot {
+	struct cbw_device *dev;
+	struct block_device *origin;
+	struct block_device *cow;
+	u64 seq;			/* publication sequence number */
+
+	sector_t len;
+	sector_t chunk_sectors;
+	unsigned int chunk_shift;
+	unsigned long nr_chunks;
+	unsigned long max_job_chunks;
+
+	spinlock_t lock;		/* chunk state, jobs and lists below */
+	unsigned long *to_copy;
+	unsigned long *done;
+	unsigned long *access;
+	unsigned long nr_to_copy;
+	unsigned long nr_copied;
+	unsigned long nr_accessible;
+	unsigned long nr_copying;	/* chunks in flight */
+	enum dm_cbw_snapshot_state state;
+	int error;
+
+	struct list_head jobs;		/* copy jobs in flight */
+	struct list_head free_jobs;
+	struct cbw_copy_job *job_pool;
+
+	struct list_head frozen_reads;	/* access reads served by the origin */
+	atomic_t nr_frozen_reads;
+	struct bio_list read_waiters;	/* writes waiting for frozen reads */
+	struct bio_list throttled;	/* writes waiting for a free job */
+	struct bio_list deferred;	/* writes to route again */
+	struct work_struct worker;
+
+	struct dm_kcopyd_client *kcopyd;
+	atomic_t nr_readers;		/* access bios inside the snapshot */
+	bool ended;
+};
+
+/* An access read that reads the origin and holds back guest writes. */
+struct cbw_frozen_read {
+	struct list_head node;
+	unsigned long first;
+	unsigned long last;
+};
+
+static inline unsigned long cbw_sector_to_chunk(struct cbw_snapshot *s,
+						sector_t sector)
+{
+	return sector >> s->chunk_shift;
+}
+
+static inline sector_t cbw_chunk_to_sector(struct cbw_snapshot *s,
+					   unsigned long chunk)
+{
+	return (sector_t)chunk << s->chunk_shift;
+}
+
+/* dm-cbw-device.c */
+struct cbw_device *cbw_device_get(struct mapped_device *md);
+struct cbw_device *cbw_device_find(struct mapped_device *md);
+void cbw_device_put(struct cbw_device *dev);
+void cbw_device_publish(struct cbw_device *dev, struct cbw_snapshot *snap,
+			sector_t len, sector_t chunk_sectors);
+void cbw_device_unpublish(struct cbw_device *dev, struct cbw_snapshot *snap);
+struct cbw_snapshot *cbw_device_enter_snapshot(struct cbw_device *dev,
+					       u64 *seq);
+void cbw_snapshot_leave(struct cbw_snapshot *s);
+
+/* dm-cbw-chunk.c */
+struct cbw_snapshot *cbw_snapshot_create(struct block_device *origin,
+					 struct block_device *cow,
+					 sector_t len, sector_t chunk_sectors);
+void cbw_snapshot_destroy(struct cbw_snapshot *s);
+bool cbw_chunks_copied(struct cbw_snapshot *s, unsigned long first,
+		       unsigned long last);
+bool cbw_chunks_accessible(struct cbw_snapshot *s, unsigned long first,
+			   unsigned long last);
+void cbw_chunks_drop(struct cbw_snapshot *s, unsigned long first,
+		     unsigned long last);
+const char *cbw_state_name(enum dm_cbw_snapshot_state state);
+
+/* dm-cbw-copy.c */
+int cbw_copy_init(void);
+void cbw_copy_exit(void);
+int cbw_copy_map_write(struct cbw_snapshot *s, struct bio *bio);
+void cbw_copy_release_frozen(struct cbw_snapshot *s,
+			     struct cbw_frozen_read *fr);
+void cbw_copy_worker(struct work_struct *work);
+
+/* dm-cbw-access.c */
+int cbw_access_register(void);
+void cbw_access_unregister(void);
+
+#endif /* DM_CBW_H */
