@@ -155,6 +155,20 @@ void cbw_chunks_drop(struct cbw_snapshot *s, unsigned long first,
 	s->nr_to_copy -= cbw_bitmap_clear_counted(s->to_copy, first, last);
 }
 
+/*
+ * Before the snapshot starts: only the chunks dirty in @bm (rounded out to
+ * whole chunks) are copied and readable.  Called under dev->bitmaps_lock.
+ */
+void cbw_snapshot_restrict(struct cbw_snapshot *s, struct cbw_dirty_bitmap *bm)
+{
+	spin_lock_irq(&s->lock);
+	cbw_bitmap_to_chunks(bm, s, s->to_copy);
+	bitmap_copy(s->access, s->to_copy, s->nr_chunks);
+	s->nr_to_copy = bitmap_weight(s->to_copy, s->nr_chunks);
+	s->nr_accessible = s->nr_to_copy;
+	spin_unlock_irq(&s->lock);
+}
+
 const char *cbw_state_name(enum dm_cbw_snapshot_state state)
 {
 	switch (state) {

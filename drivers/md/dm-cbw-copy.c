@@ -253,6 +253,7 @@ static void cbw_copy_done(int read_err, unsigned long write_err, void *context)
 	} else {
 		bitmap_set(s->to_copy, job->first, job->nr);
 		s->nr_to_copy += job->nr;
+		s->nr_failed++;
 		failed = job->owner;
 		bio_list_pop(&job->waiters);
 	}

@@ -57,6 +57,9 @@ struct cbw_device *cbw_device_get(struct mapped_device *md)
 	spin_lock_init(&dev->lock);
 	INIT_LIST_HEAD(&dev->targets);
 	init_waitqueue_head(&dev->drain_wq);
+	mutex_init(&dev->bitmaps_lock);
+	INIT_LIST_HEAD(&dev->bitmaps);
+	atomic64_set(&dev->bitmap_bytes, 0);
 	list_add(&dev->node, &cbw_devices);
 out:
 	mutex_unlock(&cbw_devices_lock);
@@ -74,6 +77,7 @@ void cbw_device_put(struct cbw_device *dev)
 	mutex_unlock(&cbw_devices_lock);
 
 	WARN_ON(dev->snap);
+	cbw_bitmaps_destroy(dev);
 	kfree(dev);
 }
 

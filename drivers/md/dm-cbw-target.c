@@ -26,6 +26,16 @@ struct cbw_c {
 	struct dm_dev *cow;		/* NULL: no snapshot */
 	sector_t chunk_sectors;
 	struct cbw_snapshot *snap;	/* NULL: no snapshot */
+	bool started;			/* the snapshot was published */
+	/* Restricts the snapshot; busy until the snapshot starts. */
+	struct cbw_dirty_bitmap *snap_bitmap;
+	char snap_bitmap_name[DM_CBW_NAME_LEN];
+};
+
+/* What a completed write marks in the dirty bitmaps. */
+struct cbw_bio {
+	sector_t sector;
+	sector_t nr_sectors;
 };
 
 /*
@@ -108,13 +118,37 @@ static int cbw_check_devices(struct cbw_c *c)
 	return 0;
 }
 
-/* No optional argument is defined yet: accept only an empty group. */
-static int cbw_parse_optional_args(struct dm_arg_set *as, char **error)
+static int cbw_parse_snapshot_bitmap(struct cbw_c *c, struct dm_arg_set *as,
+				     unsigned int *argc, char **error)
+{
+	const char *name;
+
+	if (!*argc) {
+		*error = "snapshot_bitmap needs a bitmap name";
+		return -EINVAL;
+	}
+	name = dm_shift_arg(as);
+	(*argc)--;
+	if (!cbw_bitmap_name_valid(name)) {
+		*error = "Invalid bitmap name";
+		return -EINVAL;
+	}
+	if (!c->cow) {
+		*error = "snapshot_bitmap needs a COW device";
+		return -EINVAL;
+	}
+	strscpy(c->snap_bitmap_name, name, sizeof(c->snap_bitmap_name));
+	return 0;
+}
+
+static int cbw_parse_optional_args(struct cbw_c *c, struct dm_arg_set *as,
+				   char **error)
 {
 	static const struct dm_arg optional_args = {
 		0, 16, "Invalid number of optional arguments"
 	};
 	unsigned int argc = 0;
+	const char *arg;
 	int r;
 
 	if (as->argc) {
@@ -122,9 +156,20 @@ static int cbw_parse_optional_args(struct dm_arg_set *as, char **error)
 		if (r)
 			return r;
 	}
-	if (argc) {
-		*error = "Unknown optional argument";
-		return -EINVAL;
+	while (argc) {
+		arg = dm_shift_arg(as);
+		argc--;
+		if (strcasecmp(arg, "snapshot_bitmap")) {
+			*error = "Unknown optional argument";
+			return -EINVAL;
+		}
+		if (c->snap_bitmap_name[0]) {
+			*error = "Duplicate optional argument";
+			return -EINVAL;
+		}
+		r = cbw_parse_snapshot_bitmap(c, as, &argc, error);
+		if (r)
+			return r;
 	}
 	if (as->argc) {
 		*error = "Invalid argument count";
@@ -133,8 +178,38 @@ static int cbw_parse_optional_args(struct dm_arg_set *as, char **error)
 	return 0;
 }
 
+/* The snapshot bitmap must exist now; it stays busy until it is used. */
+static int cbw_hold_snapshot_bitmap(struct cbw_c *c)
+{
+	struct cbw_device *dev = c->dev;
+
+	if (!c->snap_bitmap_name[0])
+		return 0;
+	mutex_lock(&dev->bitmaps_lock);
+	c->snap_bitmap = cbw_bitmap_find(dev, c->snap_bitmap_name);
+	if (c->snap_bitmap)
+		c->snap_bitmap->busy++;
+	mutex_unlock(&dev->bitmaps_lock);
+	if (!c->snap_bitmap) {
+		c->ti->error = "Dirty bitmap not found";
+		return -ENOENT;
+	}
+	return 0;
+}
+
+static void cbw_release_snapshot_bitmap(struct cbw_c *c)
+{
+	if (!c->snap_bitmap)
+		return;
+	mutex_lock(&c->dev->bitmaps_lock);
+	c->snap_bitmap->busy--;
+	c->snap_bitmap = NULL;
+	mutex_unlock(&c->dev->bitmaps_lock);
+}
+
 static void cbw_destroy(struct cbw_c *c)
 {
+	cbw_release_snapshot_bitmap(c);
 	if (c->snap) {
 		cbw_device_unpublish(c->dev, c->snap);
 		cbw_snapshot_destroy(c->snap);
@@ -204,7 +279,7 @@ static int cbw_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	if (r)
 		goto bad;
 	dm_consume_args(&as, 3);
-	r = cbw_parse_optional_args(&as, &ti->error);
+	r = cbw_parse_optional_args(c, &as, &ti->error);
 	if (r)
 		goto bad;
 
@@ -213,6 +288,9 @@ static int cbw_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		ti->error = "Cannot allocate device state";
 		goto bad;
 	}
+	r = cbw_hold_snapshot_bitmap(c);
+	if (r)
+		goto bad;
 
 	if (c->cow) {
 		c->snap = cbw_snapshot_create(c->origin->bdev, c->cow->bdev,
@@ -229,6 +307,7 @@ static int cbw_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	ti->num_flush_bios = 1;
 	ti->num_discard_bios = 1;
 	ti->num_write_zeroes_bios = 1;
+	ti->per_io_data_size = sizeof(struct cbw_bio);
 	ti->private = c;
 	return 0;
 
@@ -249,16 +328,34 @@ static void cbw_dtr(struct dm_target *ti)
  */
 static int cbw_map(struct dm_target *ti, struct bio *bio)
 {
+	struct cbw_bio *cb = dm_per_bio_data(bio, sizeof(*cb));
 	struct cbw_c *c = ti->private;
 
+	cb->nr_sectors = 0;
 	bio_set_dev(bio, c->origin->bdev);
 	if (!bio_sectors(bio))
 		return DM_MAPIO_REMAPPED;
 	bio->bi_iter.bi_sector = dm_target_offset(ti, bio->bi_iter.bi_sector);
 
-	if (!c->snap || !op_is_write(bio_op(bio)))
+	if (!op_is_write(bio_op(bio)))
+		return DM_MAPIO_REMAPPED;
+	cb->sector = bio->bi_iter.bi_sector;
+	cb->nr_sectors = bio_sectors(bio);
+	if (!c->snap)
 		return DM_MAPIO_REMAPPED;
 	return cbw_copy_map_write(c->snap, bio);
+}
+
+/* A write that completed is marked in the recording dirty bitmaps. */
+static int cbw_end_io(struct dm_target *ti, struct bio *bio,
+		      blk_status_t *error)
+{
+	struct cbw_bio *cb = dm_per_bio_data(bio, sizeof(*cb));
+	struct cbw_c *c = ti->private;
+
+	if (cb->nr_sectors && !*error)
+		cbw_bitmaps_mark_write(c->dev, cb->sector, cb->nr_sectors);
+	return DM_ENDIO_DONE;
 }
 
 /*
@@ -269,6 +366,13 @@ static int cbw_preresume(struct dm_target *ti)
 {
 	struct cbw_c *c = ti->private;
 
+	if (c->snap && !c->started && c->snap_bitmap) {
+		mutex_lock(&c->dev->bitmaps_lock);
+		cbw_snapshot_restrict(c->snap, c->snap_bitmap);
+		mutex_unlock(&c->dev->bitmaps_lock);
+		cbw_release_snapshot_bitmap(c);
+	}
+	c->started = true;
 	cbw_device_publish(c->dev, c->snap, ti->len, c->chunk_sectors);
 	return 0;
 }
@@ -278,6 +382,25 @@ static int cbw_preresume(struct dm_target *ti)
  * Status
  *--------------------------------------------------------------
  */
+/* " <#bitmaps> [<name> <granularity> <dirty bytes>]..." */
+static void cbw_status_bitmaps(struct cbw_device *dev, char *result,
+			       unsigned int maxlen, unsigned int *size)
+{
+	struct cbw_dirty_bitmap *bm;
+	unsigned int sz = *size;
+	unsigned int n = 0;
+
+	mutex_lock(&dev->bitmaps_lock);
+	list_for_each_entry(bm, &dev->bitmaps, node)
+		n++;
+	DMEMIT(" %u", n);
+	list_for_each_entry(bm, &dev->bitmaps, node)
+		DMEMIT(" %s %llu %llu", bm->name, bm->granularity,
+		       cbw_bitmap_dirty_bytes(bm));
+	mutex_unlock(&dev->bitmaps_lock);
+	*size = sz;
+}
+
 static void cbw_status_info(struct cbw_c *c, char *result, unsigned int maxlen)
 {
 	struct cbw_snapshot *s = c->snap;
@@ -286,6 +409,7 @@ static void cbw_status_info(struct cbw_c *c, char *result, unsigned int maxlen)
 	DMEMIT("%llu ", (unsigned long long)c->chunk_sectors);
 	if (!s) {
 		DMEMIT("%s 0 0 0 0 0 -", cbw_state_name(DM_CBW_SNAPSHOT_NONE));
+		cbw_status_bitmaps(c->dev, result, maxlen, &sz);
 		return;
 	}
 
@@ -298,6 +422,7 @@ static void cbw_status_info(struct cbw_c *c, char *result, unsigned int maxlen)
 	else
 		DMEMIT("-");
 	spin_unlock_irq(&s->lock);
+	cbw_status_bitmaps(c->dev, result, maxlen, &sz);
 }
 
 static void cbw_status(struct dm_target *ti, status_type_t type,
@@ -315,6 +440,8 @@ static void cbw_status(struct dm_target *ti, status_type_t type,
 	case STATUSTYPE_TABLE:
 		DMEMIT("%s %s %llu", c->origin->name, cow_name,
 		       (unsigned long long)c->chunk_sectors);
+		if (c->snap_bitmap_name[0])
+			DMEMIT(" 2 snapshot_bitmap %s", c->snap_bitmap_name);
 		break;
 	case STATUSTYPE_IMA:
 		DMEMIT_TARGET_NAME_VERSION(ti->type);
@@ -341,6 +468,7 @@ static struct target_type cbw_target = {
 	.ctr = cbw_ctr,
 	.dtr = cbw_dtr,
 	.map = cbw_map,
+	.end_io = cbw_end_io,
 	.preresume = cbw_preresume,
 	.status = cbw_status,
 	.iterate_devices = cbw_iterate_devices,
@@ -359,6 +487,12 @@ static int __init dm_cbw_init(void)
 	if (r)
 		return r;
 
+	r = cbw_ctl_init();
+	if (r) {
+		DMERR("control device registration failed: %d", r);
+		goto bad_ctl;
+	}
+
 	r = dm_register_target(&cbw_target);
 	if (r < 0) {
 		DMERR("cbw target registration failed: %d", r);
@@ -375,6 +509,8 @@ static int __init dm_cbw_init(void)
 bad_access:
 	dm_unregister_target(&cbw_target);
 bad_cbw:
+	cbw_ctl_exit();
+bad_ctl:
 	cbw_copy_exit();
 	return r;
 }
@@ -383,6 +519,7 @@ static void __exit dm_cbw_exit(void)
 {
 	cbw_access_unregister();
 	dm_unregister_target(&cbw_target);
+	cbw_ctl_exit();
 	cbw_copy_exit();
 }
 

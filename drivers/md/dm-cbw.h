@@ -15,6 +15,7 @@
 #include <linux/device-mapper.h>
 #include <linux/dm-kcopyd.h>
 #include <linux/list.h>
+#include <linux/mutex.h>
 #include <linux/refcount.h>
 #include <linux/spinlock.h>
 #include <linux/wait.h>
@@ -50,6 +51,25 @@ struct cbw_device {
 	sector_t chunk_sectors;		/* chunk size of the newest one */
 
 	wait_queue_head_t drain_wq;	/* snapshot readers leaving */
+
+	struct mutex bitmaps_lock;	/* changes to the bitmaps */
+	struct list_head bitmaps;	/* dirty bitmaps, RCU for marking */
+	atomic64_t bitmap_bytes;	/* memory they take */
+};
+
+/* A named dirty bitmap of a cbw device. */
+struct cbw_dirty_bitmap {
+	struct list_head node;		/* in dev->bitmaps */
+	char name[DM_CBW_NAME_LEN];
+	u64 granularity;		/* bytes per bit */
+	unsigned int shift;		/* log2 of sectors per bit */
+	sector_t len;			/* device length it covers */
+	u64 nr_bits;
+	unsigned long nr_pages;
+	unsigned long **pages;		/* bits, one page at a time */
+	atomic64_t count;		/* set bits */
+	bool recording;			/* enabled: completed writes mark */
+	unsigned int busy;		/* users that forbid changes */
 };
 
 struct cbw_copy_job {
@@ -90,6 +110,8 @@ struct cbw_snapshot {
 	unsigned long nr_copied;
 	unsigned long nr_accessible;
 	unsigned long nr_copying;	/* chunks in flight */
+	unsigned long nr_failed;	/* failed copies */
+	unsigned long nr_timed_out;	/* copies that took too long */
 	enum dm_cbw_snapshot_state state;
 	int error;
 
@@ -139,11 +161,37 @@ struct cbw_snapshot *cbw_device_enter_snapshot(struct cbw_device *dev,
 					       u64 *seq);
 void cbw_snapshot_leave(struct cbw_snapshot *s);
 
+/* dm-cbw-bitmap.c */
+bool cbw_bitmap_name_valid(const char *name);
+struct cbw_dirty_bitmap *cbw_bitmap_find(struct cbw_device *dev,
+					 const char *name);
+int cbw_bitmap_add(struct cbw_device *dev, const char *name,
+		   u64 granularity, bool disabled);
+void cbw_bitmap_remove(struct cbw_device *dev, struct cbw_dirty_bitmap *bm);
+void cbw_bitmaps_destroy(struct cbw_device *dev);
+void cbw_bitmap_mark(struct cbw_dirty_bitmap *bm, sector_t sector,
+		     sector_t nr_sectors);
+void cbw_bitmaps_mark_write(struct cbw_device *dev, sector_t sector,
+			    sector_t nr_sectors);
+void cbw_bitmap_clear(struct cbw_dirty_bitmap *bm);
+bool cbw_bitmap_next_extent(struct cbw_dirty_bitmap *bm, sector_t sector,
+			    sector_t *start, sector_t *end);
+void cbw_bitmap_merge(struct cbw_dirty_bitmap *dst,
+		      struct cbw_dirty_bitmap *src);
+u64 cbw_bitmap_dirty_bytes(struct cbw_dirty_bitmap *bm);
+void cbw_bitmap_to_chunks(struct cbw_dirty_bitmap *bm, struct cbw_snapshot *s,
+			  unsigned long *chunks);
+
+/* dm-cbw-ctl.c */
+int cbw_ctl_init(void);
+void cbw_ctl_exit(void);
+
 /* dm-cbw-chunk.c */
 struct cbw_snapshot *cbw_snapshot_create(struct block_device *origin,
 					 struct block_device *cow,
 					 sector_t len, sector_t chunk_sectors);
 void cbw_snapshot_destroy(struct cbw_snapshot *s);
+void cbw_snapshot_restrict(struct cbw_snapshot *s, struct cbw_dirty_bitmap *bm);
 bool cbw_chunks_copied(struct cbw_snapshot *s, unsigned long first,
 		       unsigned long last);
 bool cbw_chunks_accessible(struct cbw_snapshot *s, unsigned long first,

@@ -1,0 +1,329 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * dm-cbw dirty bitmaps: which parts of a cbw device were written, for
+ * incremental backup.
+ *
+ * A bitmap has one bit per granule of the device, kept in separately
+ * allocated pages so that a large device needs no large contiguous
+ * allocation.  Completed guest writes set bits with atomic operations,
+ * under RCU only: no lock, no allocation.  Everything else (add, remove,
+ * clear, merge) runs under the device's bitmaps mutex.
+ */
+#include <linux/bitmap.h>
+#include <linux/ctype.h>
+#include <linux/log2.h>
+#include <linux/mm.h>
+#include <linux/rculist.h>
+#include <linux/slab.h>
+
+#include "dm-cbw.h"
+
+#define CBW_BITS_PER_PAGE	(PAGE_SIZE * BITS_PER_BYTE)
+
+static unsigned long *cbw_bitmap_page(struct cbw_dirty_bitmap *bm, u64 bit)
+{
+	return bm->pages[bit / CBW_BITS_PER_PAGE];
+}
+
+static unsigned long cbw_bitmap_page_bit(u64 bit)
+{
+	return bit % CBW_BITS_PER_PAGE;
+}
+
+bool cbw_bitmap_name_valid(const char *name)
+{
+	size_t len = strnlen(name, DM_CBW_NAME_LEN);
+	size_t i;
+
+	if (!len || len == DM_CBW_NAME_LEN)
+		return false;
+	for (i = 0; i < len; i++)
+		if (!isgraph(name[i]))
+			return false;
+	return true;
+}
+
+struct cbw_dirty_bitmap *cbw_bitmap_find(struct cbw_device *dev,
+					 const char *name)
+{
+	struct cbw_dirty_bitmap *bm;
+
+	lockdep_assert_held(&dev->bitmaps_lock);
+	list_for_each_entry(bm, &dev->bitmaps, node)
+		if (!strcmp(bm->name, name))
+			return bm;
+	return NULL;
+}
+
+static void cbw_bitmap_free(struct cbw_dirty_bitmap *bm)
+{
+	unsigned long i;
+
+	if (bm->pages)
+		for (i = 0; i < bm->nr_pages; i++)
+			free_page((unsigned long)bm->pages[i]);
+	kvfree(bm->pages);
+	kfree(bm);
+}
+
+static struct cbw_dirty_bitmap *cbw_bitmap_alloc(const char *name,
+						 u64 granularity, sector_t len)
+{
+	struct cbw_dirty_bitmap *bm;
+	unsigned long i;
+
+	bm = kzalloc(sizeof(*bm), GFP_KERNEL);
+	if (!bm)
+		return NULL;
+	strscpy(bm->name, name, sizeof(bm->name));
+	bm->granularity = granularity;
+	bm->shift = ilog2(granularity) - SECTOR_SHIFT;
+	bm->len = len;
+	bm->nr_bits = DIV_ROUND_UP_ULL(len, 1ULL << bm->shift);
+	bm->nr_pages = DIV_ROUND_UP_ULL(bm->nr_bits, CBW_BITS_PER_PAGE);
+	atomic64_set(&bm->count, 0);
+
+	bm->pages = kvcalloc(bm->nr_pages, sizeof(*bm->pages), GFP_KERNEL);
+	if (!bm->pages)
+		goto nomem;
+	for (i = 0; i < bm->nr_pages; i++) {
+		bm->pages[i] = (unsigned long *)get_zeroed_page(GFP_KERNEL);
+		if (!bm->pages[i])
+			goto nomem;
+	}
+	return bm;
+
+nomem:
+	cbw_bitmap_free(bm);
+	return NULL;
+}
+
+/* Bytes of memory a bitmap of @len sectors at @granularity takes. */
+static u64 cbw_bitmap_bytes(struct cbw_dirty_bitmap *bm)
+{
+	return (u64)bm->nr_pages * (PAGE_SIZE + sizeof(*bm->pages)) +
+	       sizeof(*bm);
+}
+
+int cbw_bitmap_add(struct cbw_device *dev, const char *name,
+		   u64 granularity, bool disabled)
+{
+	struct cbw_dirty_bitmap *bm;
+	sector_t len;
+
+	if (!granularity)
+		granularity = DM_CBW_DEFAULT_GRANULARITY;
+	if (granularity < DM_CBW_MIN_GRANULARITY ||
+	    !is_power_of_2(granularity))
+		return -EINVAL;
+
+	mutex_lock(&dev->bitmaps_lock);
+	if (cbw_bitmap_find(dev, name)) {
+		mutex_unlock(&dev->bitmaps_lock);
+		return -EEXIST;
+	}
+	spin_lock_irq(&dev->lock);
+	len = dev->len;
+	spin_unlock_irq(&dev->lock);
+
+	bm = cbw_bitmap_alloc(name, granularity, len);
+	if (!bm) {
+		mutex_unlock(&dev->bitmaps_lock);
+		return -ENOMEM;
+	}
+	bm->recording = !disabled;
+	atomic64_add(cbw_bitmap_bytes(bm), &dev->bitmap_bytes);
+	list_add_tail_rcu(&bm->node, &dev->bitmaps);
+	mutex_unlock(&dev->bitmaps_lock);
+	return 0;
+}
+
+/* Called under bitmaps_lock; the bitmap must not be busy. */
+void cbw_bitmap_remove(struct cbw_device *dev, struct cbw_dirty_bitmap *bm)
+{
+	list_del_rcu(&bm->node);
+	/* Writes completing now may still be marking it. */
+	synchronize_rcu();
+	atomic64_sub(cbw_bitmap_bytes(bm), &dev->bitmap_bytes);
+	cbw_bitmap_free(bm);
+}
+
+void cbw_bitmaps_destroy(struct cbw_device *dev)
+{
+	struct cbw_dirty_bitmap *bm, *tmp;
+
+	/* No target is attached any more: nothing marks. */
+	list_for_each_entry_safe(bm, tmp, &dev->bitmaps, node) {
+		list_del(&bm->node);
+		cbw_bitmap_free(bm);
+	}
+}
+
+static void cbw_bitmap_set_bits(struct cbw_dirty_bitmap *bm, u64 bit,
+				u64 last)
+{
+	while (bit <= last) {
+		unsigned long *page = cbw_bitmap_page(bm, bit);
+		unsigned long nr = cbw_bitmap_page_bit(bit);
+		unsigned long *word = page + BIT_WORD(nr);
+
+		if (!(nr % BITS_PER_LONG) && last - bit + 1 >= BITS_PER_LONG) {
+			if (READ_ONCE(*word) != ~0UL)
+				atomic64_add(BITS_PER_LONG -
+					     hweight_long(xchg(word, ~0UL)),
+					     &bm->count);
+			bit += BITS_PER_LONG;
+			continue;
+		}
+		/* A plain test first keeps written granules cache-friendly. */
+		if (!test_bit(nr, page) && !test_and_set_bit(nr, page))
+			atomic64_inc(&bm->count);
+		bit++;
+	}
+}
+
+/* Mark the granules of [@sector, @sector + @nr_sectors) in @bm. */
+void cbw_bitmap_mark(struct cbw_dirty_bitmap *bm, sector_t sector,
+		     sector_t nr_sectors)
+{
+	sector_t end = min_t(sector_t, sector + nr_sectors, bm->len);
+
+	if (!nr_sectors || sector >= end)
+		return;
+	cbw_bitmap_set_bits(bm, sector >> bm->shift, (end - 1) >> bm->shift);
+}
+
+/* A guest write completed: mark it in every recording bitmap. */
+void cbw_bitmaps_mark_write(struct cbw_device *dev, sector_t sector,
+			    sector_t nr_sectors)
+{
+	struct cbw_dirty_bitmap *bm;
+
+	rcu_read_lock();
+	list_for_each_entry_rcu(bm, &dev->bitmaps, node)
+		if (READ_ONCE(bm->recording))
+			cbw_bitmap_mark(bm, sector, nr_sectors);
+	rcu_read_unlock();
+}
+
+void cbw_bitmap_clear(struct cbw_dirty_bitmap *bm)
+{
+	unsigned long i, w;
+
+	for (i = 0; i < bm->nr_pages; i++) {
+		unsigned long *page = bm->pages[i];
+
+		for (w = 0; w < PAGE_SIZE / sizeof(long); w++) {
+			unsigned long old;
+
+			if (!READ_ONCE(page[w]))
+				continue;
+			/* Exact even against concurrent marking. */
+			old = xchg(&page[w], 0);
+			atomic64_sub(hweight_long(old), &bm->count);
+		}
+	}
+}
+
+/* Next set bit at or after @bit, or bm->nr_bits. */
+static u64 cbw_bitmap_next_set(struct cbw_dirty_bitmap *bm, u64 bit)
+{
+	while (bit < bm->nr_bits) {
+		unsigned long *page = cbw_bitmap_page(bm, bit);
+		unsigned long nr = cbw_bitmap_page_bit(bit);
+		u64 base = bit - nr;
+		unsigned long size = min_t(u64, CBW_BITS_PER_PAGE,
+					   bm->nr_bits - base);
+
+		nr = find_next_bit(page, size, nr);
+		if (nr < size)
+			return base + nr;
+		bit = base + CBW_BITS_PER_PAGE;
+	}
+	return bm->nr_bits;
+}
+
+/* Next clear bit at or after @bit, or bm->nr_bits. */
+static u64 cbw_bitmap_next_clear(struct cbw_dirty_bitmap *bm, u64 bit)
+{
+	while (bit < bm->nr_bits) {
+		unsigned long *page = cbw_bitmap_page(bm, bit);
+		unsigned long nr = cbw_bitmap_page_bit(bit);
+		u64 base = bit - nr;
+		unsigned long size = min_t(u64, CBW_BITS_PER_PAGE,
+					   bm->nr_bits - base);
+
+		nr = find_next_zero_bit(page, size, nr);
+		if (nr < size)
+			return base + nr;
+		bit = base + CBW_BITS_PER_PAGE;
+	}
+	return bm->nr_bits;
+}
+
+/*
+ * Find the first dirty extent at or after @sector: sets *@start and *@end
+ * (sectors, clamped to the device) and returns true, or returns false.
+ */
+bool cbw_bitmap_next_extent(struct cbw_dirty_bitmap *bm, sector_t sector,
+			    sector_t *start, sector_t *end)
+{
+	u64 bit, stop;
+
+	if (sector >= bm->len)
+		return false;
+	bit = cbw_bitmap_next_set(bm, sector >> bm->shift);
+	if (bit >= bm->nr_bits)
+		return false;
+	stop = cbw_bitmap_next_clear(bm, bit);
+	*start = max_t(sector_t, sector, bit << bm->shift);
+	*end = min_t(sector_t, stop << bm->shift, bm->len);
+	return true;
+}
+
+/* @dst |= @src; a source bit marks every target bit it overlaps. */
+void cbw_bitmap_merge(struct cbw_dirty_bitmap *dst,
+		      struct cbw_dirty_bitmap *src)
+{
+	sector_t sector = 0, start, end;
+
+	while (cbw_bitmap_next_extent(src, sector, &start, &end)) {
+		cbw_bitmap_mark(dst, start, end - start);
+		sector = end;
+	}
+}
+
+/* Dirty bytes: whole granules, the last one only inside the device. */
+u64 cbw_bitmap_dirty_bytes(struct cbw_dirty_bitmap *bm)
+{
+	u64 count = atomic64_read(&bm->count) << (bm->shift + SECTOR_SHIFT);
+	u64 tail = bm->len & ((1ULL << bm->shift) - 1);
+
+	if (tail && count &&
+	    test_bit(cbw_bitmap_page_bit(bm->nr_bits - 1),
+		     cbw_bitmap_page(bm, bm->nr_bits - 1)))
+		count -= ((1ULL << bm->shift) - tail) << SECTOR_SHIFT;
+	return count;
+}
+
+/*
+ * Chunks of a snapshot to copy and to read: the granules dirty in @bm,
+ * rounded out to whole chunks.
+ */
+void cbw_bitmap_to_chunks(struct cbw_dirty_bitmap *bm, struct cbw_snapshot *s,
+			  unsigned long *chunks)
+{
+	sector_t sector = 0, start, end;
+	unsigned long first, last;
+
+	bitmap_zero(chunks, s->nr_chunks);
+	while (cbw_bitmap_next_extent(bm, sector, &start, &end)) {
+		if (start >= s->len)
+			break;
+		end = min_t(sector_t, end, s->len);
+		first = cbw_sector_to_chunk(s, start);
+		last = cbw_sector_to_chunk(s, end - 1);
+		bitmap_set(chunks, first, last - first + 1);
+		sector = end;
+	}
+}
