@@ -10,9 +10,6 @@
 
 #include "dm-cbw.h"
 
-DECLARE_DM_KCOPYD_THROTTLE_WITH_MODULE_PARM(cbw_copy_throttle,
-					    "A percentage of time allocated for copy-before-write copies");
-
 static unsigned long *cbw_bitmap_alloc(unsigned long nr_bits, bool set)
 {
 	unsigned long *map;
@@ -24,9 +21,53 @@ static unsigned long *cbw_bitmap_alloc(unsigned long nr_bits, bool set)
 	return map;
 }
 
+static void *cbw_buf_alloc(gfp_t gfp, void *data)
+{
+	struct cbw_copy_buf *buf;
+	unsigned int i;
+
+	buf = kmalloc(sizeof(*buf), gfp);
+	if (!buf)
+		return NULL;
+	for (i = 0; i < CBW_COPY_BUF_PAGES; i++) {
+		buf->pages[i] = alloc_page(gfp);
+		if (!buf->pages[i])
+			goto nomem;
+	}
+	return buf;
+
+nomem:
+	while (i--)
+		__free_page(buf->pages[i]);
+	kfree(buf);
+	return NULL;
+}
+
+static void cbw_buf_free(void *element, void *data)
+{
+	struct cbw_copy_buf *buf = element;
+	unsigned int i;
+
+	for (i = 0; i < CBW_COPY_BUF_PAGES; i++)
+		__free_page(buf->pages[i]);
+	kfree(buf);
+}
+
+/*
+ * Copy jobs, and what their I/O needs: one buffer and one bio in reserve,
+ * so that a copy can always start once another one has ended.
+ */
 static int cbw_snapshot_alloc_jobs(struct cbw_snapshot *s)
 {
 	unsigned int i;
+	int r;
+
+	s->buf_pool = mempool_create(1, cbw_buf_alloc, cbw_buf_free, NULL);
+	if (!s->buf_pool)
+		return -ENOMEM;
+	r = bioset_init(&s->bios, 1, 0, BIOSET_NEED_BVECS);
+	if (r)
+		return r;
 
 	s->job_pool = kcalloc(CBW_MAX_COPY_JOBS, sizeof(*s->job_pool),
 			      GFP_KERNEL);
@@ -34,6 +75,7 @@ static int cbw_snapshot_alloc_jobs(struct cbw_snapshot *s)
 		return -ENOMEM;
 	for (i = 0; i < CBW_MAX_COPY_JOBS; i++) {
 		s->job_pool[i].snap = s;
+		cbw_copy_init_job(&s->job_pool[i]);
 		list_add_tail(&s->job_pool[i].node, &s->free_jobs);
 	}
 	return 0;
@@ -72,6 +114,8 @@ struct cbw_snapshot *cbw_snapshot_create(struct block_device *origin,
 	bio_list_init(&s->throttled);
 	bio_list_init(&s->deferred);
 	INIT_WORK(&s->worker, cbw_copy_worker);
+	INIT_WORK(&s->event_work, cbw_copy_event);
+	init_waitqueue_head(&s->jobs_wq);
 
 	s->to_copy = cbw_bitmap_alloc(s->nr_chunks, true);
 	s->done = cbw_bitmap_alloc(s->nr_chunks, false);
@@ -83,15 +127,6 @@ struct cbw_snapshot *cbw_snapshot_create(struct block_device *origin,
 
 	if (cbw_snapshot_alloc_jobs(s))
 		goto nomem;
-
-	s->kcopyd = dm_kcopyd_client_create(&dm_kcopyd_throttle);
-	if (IS_ERR(s->kcopyd)) {
-		int r = PTR_ERR(s->kcopyd);
-
-		s->kcopyd = NULL;
-		cbw_snapshot_destroy(s);
-		return ERR_PTR(r);
-	}
 	return s;
 
 nomem:
@@ -102,14 +137,14 @@ nomem:
 /* The snapshot must be unpublished and have no bio in flight. */
 void cbw_snapshot_destroy(struct cbw_snapshot *s)
 {
-	/* Waits for every copy job and its completion callback. */
-	if (s->kcopyd)
-		dm_kcopyd_client_destroy(s->kcopyd);
-	/* A completion may have queued the worker: let it finish. */
-	flush_work(&s->worker);
+	/* Also copies that timed out: none may write to the COW device later. */
+	cbw_copy_wait_jobs(s);
 
 	WARN_ON(!list_empty(&s->jobs));
 	WARN_ON(!list_empty(&s->frozen_reads));
+	if (bioset_initialized(&s->bios))
+		bioset_exit(&s->bios);
+	mempool_destroy(s->buf_pool);
 	kfree(s->job_pool);
 	kvfree(s->access);
 	kvfree(s->done);

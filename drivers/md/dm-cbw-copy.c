@@ -4,26 +4,52 @@
  *
  * A guest write (or write-zeroes, or discard) to a chunk that is still to
  * be copied claims the chunk, copies its old content from the origin to
- * the same offset of the COW device with dm-kcopyd, and only then goes to
- * the origin.  Writes that overlap a copy in flight, or a snapshot read
- * that is reading the origin, wait on a list and are routed again by a
- * worker when what they waited for completes.  Nothing spins and no lock
- * is held across I/O.
+ * the same offset of the COW device, and only then goes to the origin.
+ * Writes that overlap a copy in flight, or a snapshot read that is reading
+ * the origin, wait on a list and are routed again by a worker when what
+ * they waited for completes.  Nothing spins and no lock is held across I/O.
+ *
+ * The copies are made with bios of our own rather than with dm-kcopyd or
+ * dm-io: both report a failed copy as error bits only, while the guest
+ * write that needed the copy must fail with the error the copy got (EIO,
+ * ENOSPC from a thin pool, ...).  A job reads a piece of at most 1 MiB
+ * from the origin into a buffer, writes it to the COW device, and goes on
+ * with the next piece; its buffer comes from a mempool that holds one, so
+ * at least one copy makes progress however short memory is.
+ *
+ * When a copy fails or times out, the on_cbw_error policy decides: either
+ * the guest write that needed it fails (the snapshot stays valid), or the
+ * snapshot breaks and every guest write goes on without copying.
  */
 #include <linux/bitmap.h>
+#include <linux/slab.h>
 
 #include "dm-cbw.h"
 
+/* Routing, steps of the copy I/O, timeouts and events. */
 static struct workqueue_struct *cbw_wq;
+/*
+ * Starting copies, which may wait for a buffer.  Buffers come back through
+ * cbw_wq, so waiting here never holds up their return.
+ */
+static struct workqueue_struct *cbw_start_wq;
 
 int cbw_copy_init(void)
 {
 	cbw_wq = alloc_workqueue("kcbwd", WQ_MEM_RECLAIM, 0);
-	return cbw_wq ? 0 : -ENOMEM;
+	if (!cbw_wq)
+		return -ENOMEM;
+	cbw_start_wq = alloc_workqueue("kcbwd-start", WQ_MEM_RECLAIM, 0);
+	if (!cbw_start_wq) {
+		destroy_workqueue(cbw_wq);
+		return -ENOMEM;
+	}
+	return 0;
 }
 
 void cbw_copy_exit(void)
 {
+	destroy_workqueue(cbw_start_wq);
 	destroy_workqueue(cbw_wq);
 }
 
@@ -87,9 +113,10 @@ static struct cbw_copy_job *cbw_job_claim(struct cbw_snapshot *s,
 	job->first = chunk;
 	job->nr = end - chunk;
 	job->owner = owner;
+	job->timed_out = false;
 	bio_list_init(&job->waiters);
-	bio_list_add(&job->waiters, owner);
 	list_move_tail(&job->node, &s->jobs);
+	s->nr_jobs++;
 	s->nr_to_copy -= job->nr;
 	s->nr_copying += job->nr;
 	return job;
@@ -104,8 +131,11 @@ enum cbw_route {
 /*
  * Decide what a write to the origin must wait for.  In order: copy the
  * first run of its chunks that is still to be copied; wait for copies in
- * flight over its chunks; wait for snapshot reads of its chunks that are
- * reading the origin.  Called under s->lock.
+ * flight over its chunks (also for one that timed out: its late read of
+ * the origin must not see this write); wait for snapshot reads of its
+ * chunks that are reading the origin.  Once the snapshot is broken only
+ * the snapshot reads already in flight hold a write back.  Called under
+ * s->lock.
  */
 static enum cbw_route cbw_route_write(struct cbw_snapshot *s, struct bio *bio,
 				      struct cbw_copy_job **new_job)
@@ -124,12 +154,12 @@ static enum cbw_route cbw_route_write(struct cbw_snapshot *s, struct bio *bio,
 			bio_list_add(&s->throttled, bio);
 			return CBW_ROUTE_WAIT;
 		}
-	}
 
-	job = cbw_job_overlapping(s, first, last);
-	if (job) {
-		bio_list_add(&job->waiters, bio);
-		return CBW_ROUTE_WAIT;
+		job = cbw_job_overlapping(s, first, last);
+		if (job) {
+			bio_list_add(&job->waiters, bio);
+			return CBW_ROUTE_WAIT;
+		}
 	}
 
 	if (cbw_frozen_overlap(s, first, last)) {
@@ -159,21 +189,7 @@ static bool cbw_write_needs_nothing(struct cbw_snapshot *s, struct bio *bio)
 	return !atomic_read(&s->nr_frozen_reads);
 }
 
-static void cbw_copy_done(int read_err, unsigned long write_err, void *context);
-
-static void cbw_job_start(struct cbw_snapshot *s, struct cbw_copy_job *job)
-{
-	struct dm_io_region from, to;
-	sector_t sector = cbw_chunk_to_sector(s, job->first);
-
-	from.bdev = s->origin;
-	from.sector = sector;
-	from.count = min(cbw_chunk_to_sector(s, job->nr), s->len - sector);
-	to = from;
-	to.bdev = s->cow;
-
-	dm_kcopyd_copy(s->kcopyd, &from, 1, &to, 0, cbw_copy_done, job);
-}
+static void cbw_job_arm(struct cbw_snapshot *s, struct cbw_copy_job *job);
 
 static enum cbw_route cbw_route(struct cbw_snapshot *s, struct bio *bio)
 {
@@ -185,7 +201,7 @@ static enum cbw_route cbw_route(struct cbw_snapshot *s, struct bio *bio)
 	spin_unlock_irq(&s->lock);
 
 	if (route == CBW_ROUTE_COPY)
-		cbw_job_start(s, job);
+		cbw_job_arm(s, job);
 	return route;
 }
 
@@ -229,46 +245,6 @@ void cbw_copy_worker(struct work_struct *work)
 			dm_submit_bio_remap(bio, NULL);
 }
 
-/*
- * kcopyd completion.  On success the chunks become copied and every waiter
- * is routed again.  On failure the chunks are to be copied again: the bio
- * that started the copy fails with the origin untouched, the snapshot
- * stays valid, and other waiters retry the copy themselves.
- */
-static void cbw_copy_done(int read_err, unsigned long write_err, void *context)
-{
-	struct cbw_copy_job *job = context;
-	struct cbw_snapshot *s = job->snap;
-	unsigned long first = job->first;
-	struct bio *failed = NULL;
-	unsigned long flags;
-
-	spin_lock_irqsave(&s->lock, flags);
-	s->nr_copying -= job->nr;
-	if (!read_err && !write_err) {
-		/* Pairs with smp_rmb() in cbw_write_needs_nothing(). */
-		smp_mb();
-		bitmap_set(s->done, job->first, job->nr);
-		s->nr_copied += job->nr;
-	} else {
-		bitmap_set(s->to_copy, job->first, job->nr);
-		s->nr_to_copy += job->nr;
-		s->nr_failed++;
-		failed = job->owner;
-		bio_list_pop(&job->waiters);
-	}
-	list_move(&job->node, &s->free_jobs);
-	cbw_requeue(s, &job->waiters);
-	cbw_requeue(s, &s->throttled);
-	spin_unlock_irqrestore(&s->lock, flags);
-
-	if (failed) {
-		DMERR_LIMIT("copy of chunk %lu failed (%s error)", first,
-			    read_err ? "origin read" : "COW write");
-		bio_io_error(failed);
-	}
-}
-
 /* A snapshot read of the origin ended: writes waiting for it may go on. */
 void cbw_copy_release_frozen(struct cbw_snapshot *s,
 			     struct cbw_frozen_read *fr)
@@ -280,4 +256,252 @@ void cbw_copy_release_frozen(struct cbw_snapshot *s,
 	atomic_dec(&s->nr_frozen_reads);
 	cbw_requeue(s, &s->read_waiters);
 	spin_unlock_irqrestore(&s->lock, flags);
+}
+
+/*
+ *--------------------------------------------------------------
+ * Failures
+ *--------------------------------------------------------------
+ */
+/* Route the writes waiting for @job again.  Called under s->lock. */
+static void cbw_requeue_job(struct cbw_snapshot *s, struct cbw_copy_job *job)
+{
+	if (job->owner) {
+		bio_list_add(&s->deferred, job->owner);
+		job->owner = NULL;
+		queue_work(cbw_wq, &s->worker);
+	}
+	cbw_requeue(s, &job->waiters);
+}
+
+/*
+ * The copy of @job failed with @err (or took too long).  Under
+ * break_guest_write its owner is returned in @failed, to fail with @err.
+ * Under break_snapshot the first failure breaks the snapshot: every write
+ * waiting for any copy is routed again and goes on without copying.
+ * Called under s->lock.
+ */
+static void cbw_copy_failed(struct cbw_snapshot *s, struct cbw_copy_job *job,
+			    int err, struct bio **failed)
+{
+	struct cbw_copy_job *other;
+
+	if (s->policy == CBW_BREAK_GUEST_WRITE) {
+		*failed = job->owner;
+		job->owner = NULL;
+		return;
+	}
+
+	cbw_requeue_job(s, job);
+	if (s->state != DM_CBW_SNAPSHOT_ACTIVE)
+		return;
+	s->state = DM_CBW_SNAPSHOT_BROKEN;
+	s->error = err;
+	list_for_each_entry(other, &s->jobs, node)
+		cbw_requeue_job(s, other);
+	cbw_requeue(s, &s->throttled);
+	queue_work(cbw_wq, &s->event_work);
+}
+
+static void cbw_fail_bio(struct bio *bio, int err)
+{
+	bio->bi_status = errno_to_blk_status(err);
+	bio_endio(bio);
+}
+
+/* Tell dmsetup wait and dmeventd that the snapshot broke. */
+void cbw_copy_event(struct work_struct *work)
+{
+	struct cbw_snapshot *s = container_of(work, struct cbw_snapshot,
+					      event_work);
+
+	DMERR("snapshot broken by a failed copy-before-write (error %d)",
+	      s->error);
+	dm_table_event(s->table);
+}
+
+/*
+ * The copy did not finish within cbw_timeout_ms: it fails with ETIMEDOUT
+ * under the policy, but its I/O goes on.  The job stays in s->jobs, its
+ * chunks claimed, until that I/O has completed (cbw_job_finish()).
+ */
+static void cbw_job_timeout(struct work_struct *work)
+{
+	struct cbw_copy_job *job = container_of(to_delayed_work(work),
+						struct cbw_copy_job,
+						timeout_work);
+	struct cbw_snapshot *s = job->snap;
+	struct bio *failed = NULL;
+
+	spin_lock_irq(&s->lock);
+	job->timed_out = true;
+	s->nr_timed_out++;
+	cbw_copy_failed(s, job, -ETIMEDOUT, &failed);
+	spin_unlock_irq(&s->lock);
+
+	DMERR_LIMIT("copy of chunk %lu timed out", job->first);
+	if (failed)
+		cbw_fail_bio(failed, -ETIMEDOUT);
+}
+
+/*
+ *--------------------------------------------------------------
+ * Copy I/O
+ *--------------------------------------------------------------
+ */
+static void cbw_job_endio(struct bio *bio)
+{
+	struct cbw_copy_job *job = bio->bi_private;
+
+	job->status = bio->bi_status;
+	queue_work(cbw_wq, &job->io_work);
+}
+
+/* Read the current piece from the origin, or write it to the COW device. */
+static void cbw_job_submit(struct cbw_copy_job *job)
+{
+	struct cbw_snapshot *s = job->snap;
+	struct bio *bio = job->bio;
+	unsigned int i, left, len;
+
+	if (job->writing)
+		bio_reset(bio, s->cow, REQ_OP_WRITE);
+	else
+		bio_reset(bio, s->origin, REQ_OP_READ);
+	bio->bi_iter.bi_sector = job->pos;
+	bio->bi_end_io = cbw_job_endio;
+	bio->bi_private = job;
+	left = job->piece << SECTOR_SHIFT;
+	for (i = 0; left; i++) {
+		len = min_t(unsigned int, left, PAGE_SIZE);
+		__bio_add_page(bio, job->buf->pages[i], len, 0);
+		left -= len;
+	}
+	submit_bio(bio);
+}
+
+static void cbw_job_next_piece(struct cbw_copy_job *job)
+{
+	job->writing = false;
+	job->piece = min_t(sector_t, job->end - job->pos,
+			   CBW_MAX_COPY_SECTORS);
+	cbw_job_submit(job);
+}
+
+static void cbw_job_start(struct work_struct *work)
+{
+	struct cbw_copy_job *job = container_of(work, struct cbw_copy_job,
+						start_work);
+	struct cbw_snapshot *s = job->snap;
+
+	job->buf = mempool_alloc(s->buf_pool, GFP_NOIO);
+	job->bio = bio_alloc_bioset(NULL, CBW_COPY_BUF_PAGES, REQ_OP_READ,
+				    GFP_NOIO, &s->bios);
+	job->status = BLK_STS_OK;
+	job->pos = cbw_chunk_to_sector(s, job->first);
+	job->end = min(cbw_chunk_to_sector(s, job->first + job->nr), s->len);
+	cbw_job_next_piece(job);
+}
+
+/*
+ * The copy I/O of @job is over (all of it, or up to the first error): the
+ * chunks are copied, or to be copied again.  The job leaves s->jobs only
+ * now, also when it timed out long ago.
+ */
+static void cbw_job_finish(struct cbw_copy_job *job)
+{
+	struct cbw_snapshot *s = job->snap;
+	int err = blk_status_to_errno(job->status);
+	struct bio *failed = NULL;
+
+	/* Afterwards the timeout has run to its end or will never run. */
+	cancel_delayed_work_sync(&job->timeout_work);
+	bio_put(job->bio);
+	job->bio = NULL;
+	mempool_free(job->buf, s->buf_pool);
+	job->buf = NULL;
+
+	if (err && !job->timed_out)
+		DMERR_LIMIT("copy of chunk %lu failed: %s error %d", job->first,
+			    job->writing ? "COW write" : "origin read", err);
+
+	spin_lock_irq(&s->lock);
+	s->nr_copying -= job->nr;
+	if (!err && job->pos >= job->end) {
+		/* Pairs with smp_rmb() in cbw_write_needs_nothing(). */
+		smp_mb();
+		bitmap_set(s->done, job->first, job->nr);
+		s->nr_copied += job->nr;
+	} else {
+		bitmap_set(s->to_copy, job->first, job->nr);
+		s->nr_to_copy += job->nr;
+		if (err && !job->timed_out) {
+			s->nr_failed++;
+			cbw_copy_failed(s, job, err, &failed);
+		}
+	}
+	cbw_requeue_job(s, job);
+	list_move(&job->node, &s->free_jobs);
+	cbw_requeue(s, &s->throttled);
+	if (!--s->nr_jobs)
+		wake_up(&s->jobs_wq);
+	spin_unlock_irq(&s->lock);
+
+	if (failed)
+		cbw_fail_bio(failed, err);
+}
+
+/*
+ * One read or write of a piece completed.  A broken snapshot needs no
+ * copies any more: the job then ends after the I/O it has in flight.
+ */
+static void cbw_job_io_done(struct work_struct *work)
+{
+	struct cbw_copy_job *job = container_of(work, struct cbw_copy_job,
+						io_work);
+	struct cbw_snapshot *s = job->snap;
+
+	if (job->status || READ_ONCE(s->state) != DM_CBW_SNAPSHOT_ACTIVE) {
+		cbw_job_finish(job);
+		return;
+	}
+	if (!job->writing) {
+		job->writing = true;
+		cbw_job_submit(job);
+		return;
+	}
+	job->pos += job->piece;
+	if (job->pos < job->end)
+		cbw_job_next_piece(job);
+	else
+		cbw_job_finish(job);
+}
+
+/* Start the copy of a job that has just claimed its chunks. */
+static void cbw_job_arm(struct cbw_snapshot *s, struct cbw_copy_job *job)
+{
+	if (s->timeout)
+		queue_delayed_work(cbw_wq, &job->timeout_work, s->timeout);
+	queue_work(cbw_start_wq, &job->start_work);
+}
+
+void cbw_copy_init_job(struct cbw_copy_job *job)
+{
+	INIT_WORK(&job->start_work, cbw_job_start);
+	INIT_WORK(&job->io_work, cbw_job_io_done);
+	INIT_DELAYED_WORK(&job->timeout_work, cbw_job_timeout);
+}
+
+/*
+ * Wait until the I/O of every copy job, timed out ones too, has completed,
+ * and for the work it queued.  No guest bio may be in flight.
+ */
+void cbw_copy_wait_jobs(struct cbw_snapshot *s)
+{
+	wait_event(s->jobs_wq, !READ_ONCE(s->nr_jobs));
+	/* The last job woke us under s->lock: let it leave the lock. */
+	spin_lock_irq(&s->lock);
+	spin_unlock_irq(&s->lock);
+	flush_work(&s->worker);
+	flush_work(&s->event_work);
 }

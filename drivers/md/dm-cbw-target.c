@@ -30,6 +30,10 @@ struct cbw_c {
 	/* Restricts the snapshot; busy until the snapshot starts. */
 	struct cbw_dirty_bitmap *snap_bitmap;
 	char snap_bitmap_name[DM_CBW_NAME_LEN];
+	enum cbw_error_policy policy;	/* on_cbw_error */
+	unsigned int timeout_ms;	/* cbw_timeout_ms, 0: no limit */
+	bool policy_set;
+	bool timeout_set;
 };
 
 /* What a completed write marks in the dirty bitmaps. */
@@ -141,6 +145,92 @@ static int cbw_parse_snapshot_bitmap(struct cbw_c *c, struct dm_arg_set *as,
 	return 0;
 }
 
+static const char *cbw_policy_name(enum cbw_error_policy policy)
+{
+	return policy == CBW_BREAK_SNAPSHOT ? "break_snapshot" :
+					      "break_guest_write";
+}
+
+/* on_cbw_error break_guest_write|break_snapshot */
+static int cbw_parse_policy(struct cbw_c *c, struct dm_arg_set *as,
+			    unsigned int *argc, char **error)
+{
+	const char *arg;
+
+	if (!*argc) {
+		*error = "Invalid on_cbw_error policy";
+		return -EINVAL;
+	}
+	arg = dm_shift_arg(as);
+	(*argc)--;
+	if (!strcasecmp(arg, "break_guest_write")) {
+		c->policy = CBW_BREAK_GUEST_WRITE;
+	} else if (!strcasecmp(arg, "break_snapshot")) {
+		c->policy = CBW_BREAK_SNAPSHOT;
+	} else {
+		*error = "Invalid on_cbw_error policy";
+		return -EINVAL;
+	}
+	if (!c->cow) {
+		*error = "on_cbw_error needs a COW device";
+		return -EINVAL;
+	}
+	c->policy_set = true;
+	return 0;
+}
+
+/* cbw_timeout_ms <milliseconds> */
+static int cbw_parse_timeout(struct cbw_c *c, struct dm_arg_set *as,
+			     unsigned int *argc, char **error)
+{
+	unsigned int ms;
+	char dummy;
+
+	if (!*argc) {
+		*error = "Invalid cbw_timeout_ms";
+		return -EINVAL;
+	}
+	(*argc)--;
+	if (sscanf(dm_shift_arg(as), "%u%c", &ms, &dummy) != 1) {
+		*error = "Invalid cbw_timeout_ms";
+		return -EINVAL;
+	}
+	if (!c->cow) {
+		*error = "cbw_timeout_ms needs a COW device";
+		return -EINVAL;
+	}
+	c->timeout_ms = ms;
+	c->timeout_set = true;
+	return 0;
+}
+
+static int cbw_parse_optional_arg(struct cbw_c *c, const char *arg,
+				  struct dm_arg_set *as, unsigned int *argc,
+				  char **error)
+{
+	bool dup;
+	int r;
+
+	if (!strcasecmp(arg, "snapshot_bitmap")) {
+		dup = c->snap_bitmap_name[0];
+		r = cbw_parse_snapshot_bitmap(c, as, argc, error);
+	} else if (!strcasecmp(arg, "on_cbw_error")) {
+		dup = c->policy_set;
+		r = cbw_parse_policy(c, as, argc, error);
+	} else if (!strcasecmp(arg, "cbw_timeout_ms")) {
+		dup = c->timeout_set;
+		r = cbw_parse_timeout(c, as, argc, error);
+	} else {
+		*error = "Unknown optional argument";
+		return -EINVAL;
+	}
+	if (!r && dup) {
+		*error = "Duplicate optional argument";
+		return -EINVAL;
+	}
+	return r;
+}
+
 static int cbw_parse_optional_args(struct cbw_c *c, struct dm_arg_set *as,
 				   char **error)
 {
@@ -159,15 +249,7 @@ static int cbw_parse_optional_args(struct cbw_c *c, struct dm_arg_set *as,
 	while (argc) {
 		arg = dm_shift_arg(as);
 		argc--;
-		if (strcasecmp(arg, "snapshot_bitmap")) {
-			*error = "Unknown optional argument";
-			return -EINVAL;
-		}
-		if (c->snap_bitmap_name[0]) {
-			*error = "Duplicate optional argument";
-			return -EINVAL;
-		}
-		r = cbw_parse_snapshot_bitmap(c, as, &argc, error);
+		r = cbw_parse_optional_arg(c, arg, as, &argc, error);
 		if (r)
 			return r;
 	}
@@ -249,6 +331,10 @@ static int cbw_attach(struct cbw_c *c)
 /*
  * Construct a cbw mapping:
  *   cbw <origin dev> <COW dev|-> <chunk sectors> [<#opt args> <opt arg>*]
+ * Optional arguments (each a key and a value):
+ *   snapshot_bitmap <name>
+ *   on_cbw_error break_guest_write|break_snapshot
+ *   cbw_timeout_ms <milliseconds, 0: no limit>
  */
 static int cbw_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 {
@@ -302,6 +388,10 @@ static int cbw_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 			goto bad;
 		}
 		c->snap->dev = c->dev;
+		c->snap->table = ti->table;
+		c->snap->policy = c->policy;
+		c->snap->timeout = c->timeout_ms ?
+				   max(msecs_to_jiffies(c->timeout_ms), 1UL) : 0;
 	}
 
 	ti->num_flush_bios = 1;
@@ -425,6 +515,30 @@ static void cbw_status_info(struct cbw_c *c, char *result, unsigned int maxlen)
 	cbw_status_bitmaps(c->dev, result, maxlen, &sz);
 }
 
+/* The optional arguments that differ from their defaults, in this order. */
+static void cbw_status_table_args(struct cbw_c *c, char *result,
+				  unsigned int maxlen, unsigned int *size)
+{
+	unsigned int sz = *size;
+	unsigned int n = 0;
+
+	if (c->snap_bitmap_name[0])
+		n += 2;
+	if (c->policy != CBW_BREAK_GUEST_WRITE)
+		n += 2;
+	if (c->timeout_ms)
+		n += 2;
+	if (n)
+		DMEMIT(" %u", n);
+	if (c->snap_bitmap_name[0])
+		DMEMIT(" snapshot_bitmap %s", c->snap_bitmap_name);
+	if (c->policy != CBW_BREAK_GUEST_WRITE)
+		DMEMIT(" on_cbw_error %s", cbw_policy_name(c->policy));
+	if (c->timeout_ms)
+		DMEMIT(" cbw_timeout_ms %u", c->timeout_ms);
+	*size = sz;
+}
+
 static void cbw_status(struct dm_target *ti, status_type_t type,
 		       unsigned int status_flags, char *result,
 		       unsigned int maxlen)
@@ -440,14 +554,15 @@ static void cbw_status(struct dm_target *ti, status_type_t type,
 	case STATUSTYPE_TABLE:
 		DMEMIT("%s %s %llu", c->origin->name, cow_name,
 		       (unsigned long long)c->chunk_sectors);
-		if (c->snap_bitmap_name[0])
-			DMEMIT(" 2 snapshot_bitmap %s", c->snap_bitmap_name);
+		cbw_status_table_args(c, result, maxlen, &sz);
 		break;
 	case STATUSTYPE_IMA:
 		DMEMIT_TARGET_NAME_VERSION(ti->type);
-		DMEMIT(",origin_name=%s,cow_name=%s,chunk_sectors=%llu;",
+		DMEMIT(",origin_name=%s,cow_name=%s,chunk_sectors=%llu",
 		       c->origin->name, cow_name,
 		       (unsigned long long)c->chunk_sectors);
+		DMEMIT(",on_cbw_error=%s,cbw_timeout_ms=%u;",
+		       cbw_policy_name(c->policy), c->timeout_ms);
 		break;
 	}
 }
@@ -462,7 +577,7 @@ static int cbw_iterate_devices(struct dm_target *ti,
 
 static struct target_type cbw_target = {
 	.name = DM_CBW_TARGET_NAME,
-	.version = {1, 0, 0},
+	.version = {1, 1, 0},
 	.features = DM_TARGET_SINGLETON,
 	.module = THIS_MODULE,
 	.ctr = cbw_ctr,

@@ -13,8 +13,8 @@
 
 #include <linux/bio.h>
 #include <linux/device-mapper.h>
-#include <linux/dm-kcopyd.h>
 #include <linux/list.h>
+#include <linux/mempool.h>
 #include <linux/mutex.h>
 #include <linux/refcount.h>
 #include <linux/spinlock.h>
@@ -28,8 +28,18 @@
 
 /* At most this many copy jobs are in flight per snapshot. */
 #define CBW_MAX_COPY_JOBS	64
-/* A copy job covers at most this many sectors (but always one chunk). */
+/*
+ * A copy job covers at most this many sectors, but always one chunk; a
+ * larger chunk is copied in pieces of this size, one after the other.
+ */
 #define CBW_MAX_COPY_SECTORS	2048
+#define CBW_COPY_BUF_PAGES	(CBW_MAX_COPY_SECTORS >> (PAGE_SHIFT - SECTOR_SHIFT))
+
+/* What a failed copy-before-write breaks (on_cbw_error). */
+enum cbw_error_policy {
+	CBW_BREAK_GUEST_WRITE,	/* the guest write fails, the snapshot stays */
+	CBW_BREAK_SNAPSHOT,	/* the snapshot breaks, guest writes go on */
+};
 
 struct cbw_snapshot;
 
@@ -72,13 +82,36 @@ struct cbw_dirty_bitmap {
 	unsigned int busy;		/* users that forbid changes */
 };
 
+/* Pages for one piece of a copy, from the snapshot's mempool. */
+struct cbw_copy_buf {
+	struct page *pages[CBW_COPY_BUF_PAGES];
+};
+
+/*
+ * A copy of chunks first..first+nr-1 from the origin to the COW device.  It
+ * is in s->jobs from the moment it claims its chunks until its last I/O has
+ * completed, even after it timed out (a "zombie" nobody waits for).
+ */
 struct cbw_copy_job {
 	struct list_head node;		/* in flight or free */
 	struct cbw_snapshot *snap;
 	unsigned long first;		/* first chunk */
 	unsigned long nr;		/* number of chunks */
-	struct bio *owner;		/* the bio that started the copy */
-	struct bio_list waiters;	/* bios waiting for it (owner too) */
+	struct bio *owner;		/* the write that started it, or NULL */
+	struct bio_list waiters;	/* other writes waiting for it */
+	bool timed_out;			/* its owner was told ETIMEDOUT */
+
+	/* Used by the copy I/O only, without s->lock. */
+	sector_t pos;			/* start of the current piece */
+	sector_t end;			/* end of the copy */
+	unsigned int piece;		/* sectors of the current piece */
+	bool writing;			/* current piece: read or write */
+	blk_status_t status;		/* first I/O error */
+	struct cbw_copy_buf *buf;
+	struct bio *bio;
+	struct work_struct start_work;	/* allocates buffer and bio */
+	struct work_struct io_work;	/* next step after an I/O */
+	struct delayed_work timeout_work;
 };
 
 /*
@@ -110,14 +143,22 @@ struct cbw_snapshot {
 	unsigned long nr_copied;
 	unsigned long nr_accessible;
 	unsigned long nr_copying;	/* chunks in flight */
-	unsigned long nr_failed;	/* failed copies */
+	unsigned long nr_failed;	/* copies failed by an I/O error */
 	unsigned long nr_timed_out;	/* copies that took too long */
 	enum dm_cbw_snapshot_state state;
-	int error;
+	int error;			/* what broke it (negative errno) */
+	enum cbw_error_policy policy;
+	unsigned long timeout;		/* jiffies per copy, 0: no limit */
+	struct dm_table *table;		/* gets an event when it breaks */
+	struct work_struct event_work;
 
 	struct list_head jobs;		/* copy jobs in flight */
 	struct list_head free_jobs;
 	struct cbw_copy_job *job_pool;
+	unsigned int nr_jobs;		/* in s->jobs */
+	wait_queue_head_t jobs_wq;	/* nr_jobs dropped to 0 */
+	mempool_t *buf_pool;		/* struct cbw_copy_buf */
+	struct bio_set bios;		/* copy I/O */
 
 	struct list_head frozen_reads;	/* access reads served by the origin */
 	atomic_t nr_frozen_reads;
@@ -126,7 +167,6 @@ struct cbw_snapshot {
 	struct bio_list deferred;	/* writes to route again */
 	struct work_struct worker;
 
-	struct dm_kcopyd_client *kcopyd;
 	atomic_t nr_readers;		/* access bios inside the snapshot */
 	bool ended;
 };
@@ -207,6 +247,9 @@ int cbw_copy_map_write(struct cbw_snapshot *s, struct bio *bio);
 void cbw_copy_release_frozen(struct cbw_snapshot *s,
 			     struct cbw_frozen_read *fr);
 void cbw_copy_worker(struct work_struct *work);
+void cbw_copy_event(struct work_struct *work);
+void cbw_copy_init_job(struct cbw_copy_job *job);
+void cbw_copy_wait_jobs(struct cbw_snapshot *s);
 
 /* dm-cbw-access.c */
 int cbw_access_register(void);
