@@ -199,7 +199,6 @@ static int cbw_access_map(struct dm_target *ti, struct bio *bio)
 {
 	struct cbw_access_io *io = dm_per_bio_data(bio, sizeof(*io));
 	struct cbw_access_c *ac = ti->private;
-	int r;
 
 	io->snap = NULL;
 	io->frozen = false;
@@ -216,17 +215,13 @@ static int cbw_access_map(struct dm_target *ti, struct bio *bio)
 		return cbw_access_fail(bio, CBW_STS_NOT_ACCESSIBLE);
 
 	bio->bi_iter.bi_sector = dm_target_offset(ti, bio->bi_iter.bi_sector);
+	/*
+	 * A bio completed here goes through cbw_access_end_io(), which leaves
+	 * the snapshot, before bio_endio() returns; @io may be gone after.
+	 */
 	if (bio_op(bio) == REQ_OP_DISCARD)
-		r = cbw_access_map_discard(io->snap, bio);
-	else
-		r = cbw_access_map_read(io->snap, bio, io);
-
-	/* Bios completed here do not reach end_io. */
-	if (r != DM_MAPIO_REMAPPED) {
-		cbw_snapshot_leave(io->snap);
-		io->snap = NULL;
-	}
-	return r;
+		return cbw_access_map_discard(io->snap, bio);
+	return cbw_access_map_read(io->snap, bio, io);
 }
 
 static int cbw_access_end_io(struct dm_target *ti, struct bio *bio,
