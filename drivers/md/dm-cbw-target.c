@@ -184,14 +184,13 @@ static int cbw_parse_timeout(struct cbw_c *c, struct dm_arg_set *as,
 			     unsigned int *argc, char **error)
 {
 	unsigned int ms;
-	char dummy;
 
 	if (!*argc) {
 		*error = "Invalid cbw_timeout_ms";
 		return -EINVAL;
 	}
 	(*argc)--;
-	if (sscanf(dm_shift_arg(as), "%u%c", &ms, &dummy) != 1) {
+	if (kstrtouint(dm_shift_arg(as), 10, &ms)) {
 		*error = "Invalid cbw_timeout_ms";
 		return -EINVAL;
 	}
