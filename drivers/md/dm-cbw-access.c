@@ -21,10 +21,11 @@
 #define CBW_STS_READ_ONLY	BLK_STS_NOTSUPP
 
 struct cbw_access_c {
-	struct dm_dev *cbw_dev;
+	dev_t cbw_devt;
 	struct cbw_device *dev;
 	u64 seq;		/* the snapshot this device reads; under dev->lock */
 	sector_t chunk_sectors;	/* of the cbw table when this one was made */
+	unsigned int logical_block_size;	/* likewise */
 };
 
 struct cbw_access_io {
@@ -34,13 +35,43 @@ struct cbw_access_io {
 };
 
 /*
+ * The cbw device is found by its device number but not opened: a file
+ * system mounted on it holds it exclusively, and dm_get_device() would
+ * claim it exclusively too.  All I/O goes to the devices of the cbw
+ * table, which the published snapshot keeps alive while it is read.
+ */
+static int cbw_access_find_device(struct cbw_access_c *ac, const char *path)
+{
+	struct mapped_device *md;
+	unsigned int major, minor;
+	char dummy;
+	int r;
+
+	if (sscanf(path, "%u:%u%c", &major, &minor, &dummy) == 2) {
+		ac->cbw_devt = MKDEV(major, minor);
+		if (MAJOR(ac->cbw_devt) != major || MINOR(ac->cbw_devt) != minor)
+			return -EINVAL;
+	} else {
+		r = lookup_bdev(path, &ac->cbw_devt);
+		if (r)
+			return r;
+	}
+
+	md = dm_get_md(ac->cbw_devt);
+	if (md) {
+		ac->dev = cbw_device_find(md);
+		dm_put(md);
+	}
+	return 0;
+}
+
+/*
  * Construct a snapshot-access mapping:
  *   cbw-access <cbw dev>
  */
 static int cbw_access_ctr(struct dm_target *ti, unsigned int argc,
 			  char **argv)
 {
-	struct mapped_device *md;
 	struct cbw_access_c *ac;
 	int r;
 
@@ -55,16 +86,10 @@ static int cbw_access_ctr(struct dm_target *ti, unsigned int argc,
 		return -ENOMEM;
 	}
 
-	r = dm_get_device(ti, argv[0], CBW_OPEN_READ, &ac->cbw_dev);
+	r = cbw_access_find_device(ac, argv[0]);
 	if (r) {
 		ti->error = "Error opening cbw device";
 		goto bad;
-	}
-
-	md = dm_get_md(ac->cbw_dev->bdev->bd_dev);
-	if (md) {
-		ac->dev = cbw_device_find(md);
-		dm_put(md);
 	}
 	if (!ac->dev) {
 		ti->error = "Device is not a cbw device";
@@ -78,6 +103,7 @@ static int cbw_access_ctr(struct dm_target *ti, unsigned int argc,
 	else if (ac->dev->snap)
 		ac->seq = ac->dev->snap->seq;
 	ac->chunk_sectors = ac->dev->chunk_sectors;
+	ac->logical_block_size = ac->dev->logical_block_size;
 	spin_unlock_irq(&ac->dev->lock);
 	if (r) {
 		ti->error = "Length does not match the cbw device";
@@ -94,8 +120,6 @@ static int cbw_access_ctr(struct dm_target *ti, unsigned int argc,
 bad:
 	if (ac->dev)
 		cbw_device_put(ac->dev);
-	if (ac->cbw_dev)
-		dm_put_device(ti, ac->cbw_dev);
 	kfree(ac);
 	return r;
 }
@@ -105,7 +129,6 @@ static void cbw_access_dtr(struct dm_target *ti)
 	struct cbw_access_c *ac = ti->private;
 
 	cbw_device_put(ac->dev);
-	dm_put_device(ti, ac->cbw_dev);
 	kfree(ac);
 }
 
@@ -262,28 +285,36 @@ static void cbw_access_status(struct dm_target *ti, status_type_t type,
 		DMEMIT("%s %lu %lu", cbw_state_name(state), accessible, total);
 		break;
 	case STATUSTYPE_TABLE:
-		DMEMIT("%s", ac->cbw_dev->name);
+		DMEMIT("%u:%u", MAJOR(ac->cbw_devt), MINOR(ac->cbw_devt));
 		break;
 	case STATUSTYPE_IMA:
 		DMEMIT_TARGET_NAME_VERSION(ti->type);
-		DMEMIT(",cbw_name=%s;", ac->cbw_dev->name);
+		DMEMIT(",cbw_name=%u:%u;", MAJOR(ac->cbw_devt),
+		       MINOR(ac->cbw_devt));
 		break;
 	}
 }
 
+/*
+ * No device is stacked (see cbw_access_find_device()), but dm core applies
+ * io_hints only to targets that have this method.
+ */
 static int cbw_access_iterate_devices(struct dm_target *ti,
 				      iterate_devices_callout_fn fn,
 				      void *data)
 {
-	struct cbw_access_c *ac = ti->private;
-
-	return fn(ti, ac->cbw_dev, 0, ti->len, data);
+	return 0;
 }
 
 static void cbw_access_io_hints(struct dm_target *ti,
 				struct queue_limits *limits)
 {
 	struct cbw_access_c *ac = ti->private;
+
+	/* No device is stacked: take the block size of the cbw device. */
+	limits->logical_block_size = ac->logical_block_size;
+	limits->physical_block_size = ac->logical_block_size;
+	limits->io_min = ac->logical_block_size;
 
 	/* Only whole chunks can be dropped from a snapshot. */
 	limits->discard_granularity = ac->chunk_sectors << SECTOR_SHIFT;

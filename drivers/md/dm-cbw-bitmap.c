@@ -10,7 +10,6 @@
  * clear, merge) runs under the device's bitmaps mutex.
  */
 #include <linux/bitmap.h>
-#include <linux/ctype.h>
 #include <linux/log2.h>
 #include <linux/mm.h>
 #include <linux/rculist.h>
@@ -37,8 +36,9 @@ bool cbw_bitmap_name_valid(const char *name)
 
 	if (!len || len == DM_CBW_NAME_LEN)
 		return false;
+	/* ASCII only: isgraph() also accepts Latin-1 letters. */
 	for (i = 0; i < len; i++)
-		if (!isgraph(name[i]))
+		if (name[i] < 0x21 || name[i] > 0x7e)
 			return false;
 	return true;
 }

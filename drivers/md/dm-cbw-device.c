@@ -66,6 +66,28 @@ out:
 	return dev;
 }
 
+/*
+ * A cbw target instance leaves the device.  When the last one leaves, the
+ * mapped device is no longer a cbw device (it is being removed, or was
+ * loaded with another target): it is not found any more, even if an
+ * access device still holds a reference, so that a mapped device that
+ * reuses its memory is not mistaken for it.
+ */
+void cbw_device_detach(struct cbw_device *dev, struct list_head *target)
+{
+	bool last;
+
+	mutex_lock(&cbw_devices_lock);
+	spin_lock_irq(&dev->lock);
+	list_del(target);
+	last = list_empty(&dev->targets);
+	spin_unlock_irq(&dev->lock);
+	if (last)
+		list_del_init(&dev->node);
+	mutex_unlock(&cbw_devices_lock);
+	cbw_device_put(dev);
+}
+
 void cbw_device_put(struct cbw_device *dev)
 {
 	mutex_lock(&cbw_devices_lock);
@@ -73,7 +95,7 @@ void cbw_device_put(struct cbw_device *dev)
 		mutex_unlock(&cbw_devices_lock);
 		return;
 	}
-	list_del(&dev->node);
+	list_del_init(&dev->node);
 	mutex_unlock(&cbw_devices_lock);
 
 	WARN_ON(dev->snap);
@@ -94,7 +116,8 @@ static void cbw_device_drain(struct cbw_device *dev, struct cbw_snapshot *s)
  * ended snapshot would have had to copy can reach the origin.
  */
 void cbw_device_publish(struct cbw_device *dev, struct cbw_snapshot *snap,
-			sector_t len, sector_t chunk_sectors)
+			sector_t len, sector_t chunk_sectors,
+			unsigned int logical_block_size)
 {
 	struct cbw_snapshot *old;
 
@@ -107,6 +130,7 @@ void cbw_device_publish(struct cbw_device *dev, struct cbw_snapshot *snap,
 	dev->snap = snap;
 	dev->len = len;
 	dev->chunk_sectors = chunk_sectors;
+	dev->logical_block_size = logical_block_size;
 	if (old && old != snap)
 		old->ended = true;
 	spin_unlock_irq(&dev->lock);
@@ -162,4 +186,10 @@ void cbw_snapshot_leave(struct cbw_snapshot *s)
 	/* @s may be freed once the count drops: only @dev is used after. */
 	if (atomic_dec_and_test(&s->nr_readers))
 		wake_up(&dev->drain_wq);
+}
+
+/* Every device state must be gone when the module unloads. */
+void cbw_devices_exit(void)
+{
+	WARN_ON(!list_empty(&cbw_devices));
 }

@@ -295,17 +295,22 @@ static void cbw_destroy(struct cbw_c *c)
 		cbw_device_unpublish(c->dev, c->snap);
 		cbw_snapshot_destroy(c->snap);
 	}
-	if (c->dev) {
-		spin_lock_irq(&c->dev->lock);
-		list_del(&c->dev_node);
-		spin_unlock_irq(&c->dev->lock);
-		cbw_device_put(c->dev);
-	}
+	if (c->dev)
+		cbw_device_detach(c->dev, &c->dev_node);
 	if (c->cow)
 		dm_put_device(c->ti, c->cow);
 	if (c->origin)
 		dm_put_device(c->ti, c->origin);
 	kfree(c);
+}
+
+static unsigned int cbw_logical_block_size(struct cbw_c *c)
+{
+	unsigned int lbs = bdev_logical_block_size(c->origin->bdev);
+
+	if (c->cow)
+		lbs = max(lbs, bdev_logical_block_size(c->cow->bdev));
+	return lbs;
 }
 
 static int cbw_attach(struct cbw_c *c)
@@ -320,6 +325,7 @@ static int cbw_attach(struct cbw_c *c)
 	if (list_empty(&dev->targets)) {
 		dev->len = c->ti->len;
 		dev->chunk_sectors = c->chunk_sectors;
+		dev->logical_block_size = cbw_logical_block_size(c);
 	}
 	list_add_tail(&c->dev_node, &dev->targets);
 	spin_unlock_irq(&dev->lock);
@@ -462,7 +468,8 @@ static int cbw_preresume(struct dm_target *ti)
 		cbw_release_snapshot_bitmap(c);
 	}
 	c->started = true;
-	cbw_device_publish(c->dev, c->snap, ti->len, c->chunk_sectors);
+	cbw_device_publish(c->dev, c->snap, ti->len, c->chunk_sectors,
+			   cbw_logical_block_size(c));
 	return 0;
 }
 
@@ -635,6 +642,7 @@ static void __exit dm_cbw_exit(void)
 	dm_unregister_target(&cbw_target);
 	cbw_ctl_exit();
 	cbw_copy_exit();
+	cbw_devices_exit();
 }
 
 module_init(dm_cbw_init);

@@ -59,6 +59,7 @@ struct cbw_device {
 	u64 snap_seq;			/* sequence number of the last one */
 	sector_t len;			/* length of the newest cbw target */
 	sector_t chunk_sectors;		/* chunk size of the newest one */
+	unsigned int logical_block_size; /* of its origin and COW device */
 
 	wait_queue_head_t drain_wq;	/* snapshot readers leaving */
 
@@ -192,10 +193,13 @@ static inline sector_t cbw_chunk_to_sector(struct cbw_snapshot *s,
 
 /* dm-cbw-device.c */
 struct cbw_device *cbw_device_get(struct mapped_device *md);
+void cbw_device_detach(struct cbw_device *dev, struct list_head *target);
 struct cbw_device *cbw_device_find(struct mapped_device *md);
 void cbw_device_put(struct cbw_device *dev);
+void cbw_devices_exit(void);
 void cbw_device_publish(struct cbw_device *dev, struct cbw_snapshot *snap,
-			sector_t len, sector_t chunk_sectors);
+			sector_t len, sector_t chunk_sectors,
+			unsigned int logical_block_size);
 void cbw_device_unpublish(struct cbw_device *dev, struct cbw_snapshot *snap);
 struct cbw_snapshot *cbw_device_enter_snapshot(struct cbw_device *dev,
 					       u64 *seq);

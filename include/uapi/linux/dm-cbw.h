@@ -8,16 +8,22 @@
  * of cbw devices and report their snapshots.
  *
  * Every ioctl argument starts with the same four fields:
- *   size      sizeof() the structure as the caller knows it; the kernel
- *             accepts smaller (older) structures and larger ones whose
- *             extra bytes are zero, so structures can grow at the end
+ *   size      sizeof() the structure as the caller knows it: at least the
+ *             size of the structure's first version, at most 4096 bytes;
+ *             bytes beyond what the kernel knows must be zero, so that
+ *             structures can grow at the end
  *   flags     command flags; unknown bits are rejected with EINVAL
  *   dev_major, dev_minor
- *             the device-mapper device number of the cbw device
- * Reserved fields must be zero (EINVAL otherwise).  Names are
- * NUL-terminated within DM_CBW_NAME_LEN bytes, non-empty, and consist of
- * printable characters other than white space.  Pointers are passed as
- * __u64.  Offsets and lengths are in bytes.
+ *             the device-mapper device number of the cbw device (ENODEV
+ *             when it is not one)
+ * Commands are told apart by the ioctl type and number only; the size and
+ * direction bits of the request code are not checked, because the size
+ * field says how large the structure is.  Reserved fields and output
+ * fields must be zero on input (EINVAL otherwise).  Names are
+ * NUL-terminated within DM_CBW_NAME_LEN bytes, non-empty, and made of
+ * printable ASCII characters other than space (0x21 to 0x7e).  Pointers
+ * are passed as __u64.  Offsets and lengths are in bytes.  The caller
+ * needs CAP_SYS_ADMIN (EPERM otherwise).
  */
 #ifndef _UAPI_LINUX_DM_CBW_H
 #define _UAPI_LINUX_DM_CBW_H
