@@ -227,6 +227,7 @@ struct dm_cbw_extent {
  * @name: DM_CBW_IOC_BITMAP_READ: the bitmap; DM_CBW_IOC_SNAPSHOT_ACCESS:
  *	must be empty
  *
+ * @offset and @length must be multiples of 512 (EINVAL otherwise).
  * Extents are aligned to the bitmap granularity (the snapshot chunk size)
  * and clamped to the range and the device.  Extents are returned in
  * ascending order; a range is read in bounded pieces by calling again
