@@ -2,7 +2,7 @@
 #
 # dm-cbw: out-of-tree build, tests and demo.
 #
-#   make              build dm-cbw.ko and the selftest helpers
+#   make              build dm-cbw.ko, cbwctl and the selftest helpers
 #   make check        install what is missing, build, run every selftest in a VM
 #   make check-host   run the selftests on this host (needs a module-capable kernel)
 #   make demo         fleecing demo in the VM
@@ -14,10 +14,11 @@ KVER ?= $(shell ls -d /lib/modules/*/build 2>/dev/null | sort -V | tail -n 1 | c
 KDIR ?= /lib/modules/$(KVER)/build
 VM_RUN := $(CURDIR)/tools/vm/run
 SELFTESTS := $(CURDIR)/selftests/dm-cbw
+CBWCTL := $(CURDIR)/tools/cbwctl
 
-.PHONY: all modules selftests check check-host demo lint install clean deps
+.PHONY: all modules cbwctl selftests check check-host demo lint install clean deps
 
-all: modules selftests
+all: modules cbwctl selftests
 
 deps:
 	@$(CURDIR)/tools/install-deps
@@ -26,6 +27,9 @@ modules:
 	@test -n "$(KVER)" -a -d "$(KDIR)" || \
 		{ echo "No kernel build directory: install linux-headers-amd64 (tools/install-deps)" >&2; exit 1; }
 	$(MAKE) -C $(KDIR) M=$(CURDIR) modules
+
+cbwctl:
+	$(MAKE) -C $(CBWCTL) all
 
 selftests:
 	$(MAKE) -C $(SELFTESTS) all
@@ -44,10 +48,12 @@ demo: deps
 lint:
 	@$(CURDIR)/tools/lint
 
-install: modules
+install: modules cbwctl
 	$(MAKE) -C $(KDIR) M=$(CURDIR) INSTALL_MOD_DIR=updates modules_install
 	depmod -a $(KVER)
+	$(MAKE) -C $(CBWCTL) install
 
 clean:
 	$(MAKE) -C $(KDIR) M=$(CURDIR) clean
+	$(MAKE) -C $(CBWCTL) clean
 	$(MAKE) -C $(SELFTESTS) clean

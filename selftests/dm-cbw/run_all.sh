@@ -1,0 +1,164 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Runs the dm-cbw selftests and prints KTAP. Each test runs under a timeout,
+# with the kernel log cleared before it and checked after it: a kernel
+# warning, oops, lockdep or list-corruption report, or a hung task fails the
+# test even if the test itself passed.
+#
+# Usage: run_all.sh [-l] [TEST...]
+#   -l       list the tests and exit
+#   TEST     run only these tests (names as listed by -l)
+# Environment: CBW_TEST_TIMEOUT (seconds per test, default 300).
+#
+# Exit status: 1 if a test failed, 4 if every test was skipped, else 0.
+
+set -uo pipefail
+
+dir=$(cd -- "$(dirname -- "$0")" && pwd)
+timeout_s=${CBW_TEST_TIMEOUT:-300}
+
+# name|command (relative to this directory)
+all_tests=(
+	"cbw_tracking_only|cbw_tracking_only.sh"
+	"cbw_table_errors|cbw_table_errors.sh"
+	"cbw_integrity_4k_delay|cbw_integrity.sh 4k delay"
+	"cbw_integrity_64k|cbw_integrity.sh 64k"
+	"cbw_integrity_1m|cbw_integrity.sh 1m"
+	"cbw_access_discard|cbw_access_discard.sh"
+	"cbw_filesystem|cbw_filesystem.sh"
+	"cbw_lifecycle|cbw_lifecycle.sh"
+)
+
+# Any other cbw_*.sh test in this directory runs after those, under its own
+# name.
+for script in "$dir"/cbw_*.sh; do
+	[[ -e $script ]] || continue
+	script=${script##*/}
+	known=0
+	for t in "${all_tests[@]}"; do
+		cmd=${t#*|}
+		[[ ${cmd%% *} != "$script" ]] || known=1
+	done
+	((known)) || all_tests+=("${script%.sh}|$script")
+done
+
+# Kernel log lines that fail a test.
+bad_kmsg='BUG:|WARNING:|Oops|general protection fault|KASAN|UBSAN|'
+bad_kmsg+='possible circular locking|possible recursive locking|'
+bad_kmsg+='INFO: trying to register non-static key|inconsistent lock state|'
+bad_kmsg+='lockdep|list_add corruption|list_del corruption|kernel BUG|'
+bad_kmsg+='Call Trace|blocked for more than|soft lockup|hard LOCKUP|detected stall|'
+bad_kmsg+='rcu_sched self-detected stall|refcount_t:|use-after-free|'
+bad_kmsg+='double-free|slab corruption|Poison overwritten|Redzone'
+
+usage()
+{
+	sed -n '9,13s/^# \{0,1\}//p' "$0" >&2
+	exit 2
+}
+
+list=0
+while getopts lh opt; do
+	case $opt in
+	l) list=1 ;;
+	*) usage ;;
+	esac
+done
+shift $((OPTIND - 1))
+
+selected=()
+if (($#)); then
+	for want; do
+		found=0
+		for t in "${all_tests[@]}"; do
+			if [[ ${t%%|*} == "$want" ]]; then
+				selected+=("$t")
+				found=1
+			fi
+		done
+		((found)) || { echo "run_all.sh: unknown test '$want'" >&2; usage; }
+	done
+else
+	selected=("${all_tests[@]}")
+fi
+
+if ((list)); then
+	for t in "${selected[@]}"; do
+		echo "${t%%|*}"
+	done
+	exit 0
+fi
+
+# Build the helper if it is missing (needs a compiler).
+if [[ ! -x $dir/cbw-stress ]] && command -v make >/dev/null 2>&1; then
+	make -s -C "$dir" all >/dev/null 2>&1 || true
+fi
+
+can_dmesg=0
+if [[ $EUID -eq 0 ]] && dmesg >/dev/null 2>&1; then
+	can_dmesg=1
+fi
+
+# shellcheck source=lib.sh
+sweep() { (CBW_TEST=run_all; . "$dir/lib.sh"; trap - EXIT ERR; cbw_sweep); }
+
+log=$(mktemp "${TMPDIR:-/tmp}/cbw-selftest-log.XXXXXX")
+trap 'rm -f -- "$log"' EXIT
+
+pass=0
+fail=0
+skip=0
+n=0
+start_all=$SECONDS
+
+echo "TAP version 13"
+echo "1..${#selected[@]}"
+for t in "${selected[@]}"; do
+	name=${t%%|*}
+	read -r -a cmd <<<"${t#*|}"
+	n=$((n + 1))
+	((can_dmesg)) && dmesg -C
+	t0=$SECONDS
+	(cd "$dir" && exec timeout --kill-after=30 "$timeout_s" \
+		"./${cmd[0]}" "${cmd[@]:1}" </dev/null 2>&1) |
+		tee "$log" | sed -u 's/^/# /'
+	rc=${PIPESTATUS[0]}
+	elapsed=$((SECONDS - t0))
+	echo "# $name: exit status $rc after ${elapsed}s"
+
+	kmsg_bad=
+	if ((can_dmesg)); then
+		kmsg_bad=$(dmesg | grep -E -- "$bad_kmsg")
+	fi
+	if [[ -n $kmsg_bad ]]; then
+		echo "# $name: kernel log reports a problem:"
+		dmesg | sed 's/^/# kernel: /' | tail -n 200
+	fi
+	if ((rc == 124 || rc == 137)); then
+		echo "# $name: timed out after ${timeout_s}s"
+	fi
+
+	# Anything a killed test left behind would break the next ones.
+	sweep 2>&1 | sed 's/^/# sweep: /'
+
+	if [[ -n $kmsg_bad ]] || ((rc != 0 && rc != 4)); then
+		echo "not ok $n $name"
+		fail=$((fail + 1))
+	elif ((rc == 4)); then
+		reason=$(grep -m1 -o 'SKIP.*' "$log" | sed 's/^SKIP *//')
+		echo "ok $n $name # SKIP ${reason:-prerequisite missing}"
+		skip=$((skip + 1))
+	else
+		echo "ok $n $name"
+		pass=$((pass + 1))
+	fi
+done
+
+echo "# Suite time: $((SECONDS - start_all))s"
+echo "# Totals: pass:$pass fail:$fail skip:$skip"
+echo "$pass passed, $fail failed, $skip skipped"
+((fail == 0)) || exit 1
+# Nothing could run here (no device-mapper, not root): kselftest's skip.
+((pass == 0 && skip > 0)) && exit 4
+exit 0

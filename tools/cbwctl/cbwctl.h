@@ -1,0 +1,224 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * cbwctl - control dm-cbw devices: dirty bitmaps and snapshots.
+ *
+ * Shared declarations of the tool's parts:
+ *   main.c          command line: global options, subcommands, help
+ *   cmd_bitmap.c    "cbwctl bitmap ..."
+ *   cmd_snapshot.c  "cbwctl snapshot ..." and "cbwctl version"
+ *   ctl.c           ioctls of /dev/dm-cbw-control
+ *   dm.c            device-mapper operations through libdevmapper
+ *   extents.c       extent listings: bitmap dump, snapshot access-map
+ *   output.c        messages, sizes, tables and JSON
+ */
+#ifndef CBWCTL_H
+#define CBWCTL_H
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <linux/dm-cbw.h>
+
+#define CBWCTL_VERSION		"1.0.0"
+
+#define ARRAY_SIZE(a)		(sizeof(a) / sizeof((a)[0]))
+#define __printf(a, b)		__attribute__((format(printf, a, b)))
+
+/* Exit statuses. */
+#define CBW_EXIT_OK		0
+#define CBW_EXIT_FAIL		1	/* the operation failed */
+#define CBW_EXIT_USAGE		2	/* the command line is wrong */
+/* Returned by option parsing when --help was shown: exit with 0. */
+#define CBW_HELP_SHOWN		(-1)
+
+#define CBW_CONTROL_PATH	"/dev/" DM_CBW_CONTROL_NAME
+
+/* Extents asked for per read ioctl unless --batch says otherwise. */
+#define CBW_DEFAULT_BATCH	1024
+
+/* Options that every subcommand accepts. */
+struct cbw_global_opts {
+	bool json;		/* machine-readable output */
+	bool bytes;		/* sizes as plain byte counts */
+};
+
+extern struct cbw_global_opts cbw_opts;
+
+/* A subcommand: "cbwctl GROUP NAME ARGS..." (GROUP may be NULL). */
+struct cbw_cmd {
+	const char *group;
+	const char *name;
+	/* Positional parameters, e.g. { "DEV", "NAME" }; "X..." repeats. */
+	const char *params[4];
+	unsigned int min_args;
+	unsigned int max_args;
+	const char *synopsis;	/* options part of the usage line */
+	const char *summary;	/* one line */
+	const char *help;	/* options and details */
+	int (*run)(const struct cbw_cmd *cmd, int argc, char **argv);
+	unsigned long req;	/* the ioctl, for commands that share run() */
+};
+
+/*
+ * Parsing of a subcommand's options.  @handle is called for each option of
+ * @own (with the option's val and argument) and returns 0 or
+ * CBW_EXIT_USAGE.  On success, argv[*first_arg..argc) are the positional
+ * arguments, already checked against min_args/max_args.
+ */
+typedef int (*cbw_opt_handler)(const struct cbw_cmd *cmd, int opt,
+			       const char *arg, void *ctx);
+
+int cbw_parse_cmd(const struct cbw_cmd *cmd, int argc, char **argv,
+		  const struct option *own, cbw_opt_handler handle, void *ctx,
+		  int *first_arg);
+
+/* main.c */
+void cbw_print_cmd_help(const struct cbw_cmd *cmd);
+int cbw_usage_error(const struct cbw_cmd *cmd, const char *fmt, ...)
+	__printf(2, 3);
+
+/* cmd_bitmap.c, cmd_snapshot.c */
+extern const struct cbw_cmd cbw_bitmap_cmds[];
+extern const struct cbw_cmd cbw_snapshot_cmds[];
+extern const struct cbw_cmd cbw_other_cmds[];
+
+/* output.c: messages */
+int cbw_error(const char *fmt, ...) __printf(1, 2);
+void cbw_warn(const char *fmt, ...) __printf(1, 2);
+
+/* output.c: sizes */
+#define CBW_SIZE_BUF		32
+int cbw_parse_size(const char *s, uint64_t *bytes);
+const char *cbw_format_size(uint64_t bytes, char buf[CBW_SIZE_BUF]);
+bool cbw_is_power_of_2(uint64_t v);
+
+/* output.c: aligned tables */
+#define CBW_TABLE_MAX_COLS	8
+struct cbw_table;
+struct cbw_table *cbw_table_new(unsigned int nr_cols, const char *const *head);
+void cbw_table_add(struct cbw_table *t, const char *const *cells);
+void cbw_table_print(struct cbw_table *t);
+void cbw_table_free(struct cbw_table *t);
+void cbw_print_field(const char *label, const char *fmt, ...)
+	__printf(2, 3);
+
+/* output.c: JSON on standard output */
+void cbw_json_object_begin(const char *key);
+void cbw_json_object_end(void);
+void cbw_json_array_begin(const char *key);
+void cbw_json_array_end(void);
+void cbw_json_string(const char *key, const char *value);
+void cbw_json_u64(const char *key, uint64_t value);
+void cbw_json_i64(const char *key, int64_t value);
+void cbw_json_bool(const char *key, bool value);
+void cbw_json_null(const char *key);
+
+/* output.c: progress on a terminal */
+void cbw_progress(const char *what, uint64_t done, uint64_t total);
+void cbw_progress_end(void);
+
+/* dm.c */
+#define CBW_DM_NAME_LEN		128
+
+/* A device-mapper device, resolved from what the user typed. */
+struct cbw_dev {
+	const char *spec;		/* as given on the command line */
+	char name[CBW_DM_NAME_LEN];
+	uint32_t major;
+	uint32_t minor;
+	bool suspended;
+	bool inactive_table;
+	bool read_only;
+	int32_t open_count;
+};
+
+/* The single target line of a table. */
+struct cbw_target {
+	uint64_t start;
+	uint64_t length;		/* sectors */
+	char type[64];
+	char *params;
+	unsigned int nr_targets;	/* of the whole table */
+};
+
+void cbw_dm_init(void);
+void cbw_dm_exit(void);
+int cbw_dm_resolve(const char *spec, struct cbw_dev *dev);
+int cbw_dm_lookup(const char *spec, struct cbw_dev *dev);
+int cbw_dm_table(const char *name, struct cbw_target *t);
+void cbw_target_free(struct cbw_target *t);
+int cbw_dm_reload(const char *name, const struct cbw_target *t);
+int cbw_dm_suspend(const char *name, bool freeze);
+int cbw_dm_resume(const char *name);
+int cbw_dm_clear(const char *name);
+int cbw_dm_create(const char *name, const struct cbw_target *t, bool ro);
+int cbw_dm_remove(const char *name);
+int cbw_dm_for_each(int (*fn)(const char *name, void *ctx), void *ctx);
+const char *cbw_dm_last_error(void);
+int cbw_devno_of_path(const char *path, uint32_t *major, uint32_t *minor);
+
+/* ctl.c: all return 0 or a negative errno */
+int cbw_ctl_open(void);
+int cbw_ctl_version(struct dm_cbw_version *v);
+int cbw_ctl_bitmap(unsigned long req, const struct cbw_dev *dev,
+		   const char *name, uint64_t granularity, uint32_t flags);
+int cbw_ctl_merge(const struct cbw_dev *dev, const char *target,
+		  char *const *sources, unsigned int nr_sources);
+int cbw_ctl_query(const struct cbw_dev *dev, const char *name,
+		  struct dm_cbw_bitmap_info *info);
+int cbw_ctl_list(const struct cbw_dev *dev, struct dm_cbw_bitmap_info **infos,
+		 unsigned int *nr);
+int cbw_ctl_read(unsigned long req, const struct cbw_dev *dev,
+		 const char *name, struct dm_cbw_bitmap_read *rd,
+		 struct dm_cbw_extent *ext, unsigned int max);
+int cbw_ctl_snapshot_info(const struct cbw_dev *dev,
+			  struct dm_cbw_snapshot_info *info);
+
+/* cmd_bitmap.c: shared with the snapshot commands */
+int cbw_check_bitmap_name(const char *name);
+int cbw_bitmap_error(int err, const struct cbw_dev *dev, const char *name);
+int cbw_device_error(int err, const struct cbw_dev *dev);
+int cbw_open_device(const char *spec, struct cbw_dev *dev);
+int cbw_cbw_table(const struct cbw_dev *dev, struct cbw_target *t);
+
+/* extents.c: "bitmap dump" and "snapshot access-map" */
+struct cbw_range {
+	uint64_t offset;
+	uint64_t length;
+	bool have_length;
+	unsigned int batch;	/* extents per ioctl */
+	uint64_t end;		/* computed by cbw_range_check */
+};
+
+struct cbw_walk_result {
+	uint64_t bytes;
+	uint64_t extents;
+};
+
+extern const struct option cbw_range_longopts[];
+void cbw_range_init(struct cbw_range *r);
+int cbw_range_option(const struct cbw_cmd *cmd, int opt, const char *arg,
+		     struct cbw_range *r);
+int cbw_range_check(struct cbw_range *r, uint64_t dev_bytes);
+void cbw_range_json(const struct cbw_range *r);
+int cbw_walk_extents(unsigned long req, const struct cbw_dev *dev,
+		     const char *name, const struct cbw_range *r,
+		     struct cbw_walk_result *res);
+
+enum {
+	CBW_OPT_OFFSET = 0x100,
+	CBW_OPT_LENGTH,
+	CBW_OPT_BATCH,
+	CBW_OPT_GRANULARITY,
+	CBW_OPT_DISABLED,
+	CBW_OPT_COW,
+	CBW_OPT_CHUNK,
+	CBW_OPT_BITMAP,
+	CBW_OPT_ACCESS,
+	CBW_OPT_ACCESS_RW,
+	CBW_OPT_KEEP_ACCESS,
+};
+
+#endif /* CBWCTL_H */
