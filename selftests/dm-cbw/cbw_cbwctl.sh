@@ -247,6 +247,8 @@ for g in 1000 256; do
 		"Granularity must be power of 2 and at least 512" \
 		bitmap add "$name" bad --granularity "$g"
 done
+expect_error "--granularity 4G" 1 "Granularity must be at most 2G" \
+	bitmap add "$name" bad --granularity 4G
 expect_error "empty name" 1 "Bitmap name cannot be empty" bitmap add "$name" ""
 expect_error "name with a space" 1 \
 	"Bitmap name must not contain white space or control characters: a b" \
@@ -377,6 +379,23 @@ expect_error "an access name that exists" 1 \
 	snapshot start "$name" --cow "$cow" --access "$lin_name"
 cbw_expect_eq "the refused starts left the table alone" \
 	"0 $len cbw $origin_devno - 128" "$(dmsetup table "$name")"
+expect_error "--on-cbw-error with an unknown policy" 2 \
+	"invalid policy 'foo' for --on-cbw-error (use break_guest_write or break_snapshot)" \
+	snapshot start "$name" --cow "$cow" --on-cbw-error foo
+expect_error "--cbw-timeout that is not a number of milliseconds" 2 \
+	"invalid time '-1' for --cbw-timeout (milliseconds, 0 for none)" \
+	snapshot start "$name" --cow "$cow" --cbw-timeout -1
+expect_ok "snapshot start with an error policy and a copy timeout" \
+	--json snapshot start "$name" --cow "$cow" --on-cbw-error break_snapshot \
+	--cbw-timeout 5000
+cbw_expect_eq "the table carries the policy and the timeout" \
+	"0 $len cbw $origin_devno $cow_devno 128 4 on_cbw_error break_snapshot cbw_timeout_ms 5000" \
+	"$(dmsetup table "$name")"
+json_is "snapshot start reports the policy and the timeout" \
+	'"\(.state) \(.on_cbw_error) \(.cbw_timeout_ms)"' "active break_snapshot 5000"
+expect_ok "snapshot stop after a start with options" snapshot stop "$name"
+cbw_expect_eq "the stop loaded a table without a COW device" \
+	"0 $len cbw $origin_devno - 128" "$(dmsetup table "$name")"
 
 have_fs=0
 if command -v mkfs.ext4 >/dev/null 2>&1 && modprobe -q ext4 2>/dev/null; then
@@ -419,7 +438,7 @@ expect_line "snapshot info: COW device" "^COW device: +$cow_devno\$"
 expect_line "snapshot info: access device" "^access devices: +/dev/mapper/$acc_name\$"
 expect_ok "snapshot info --json" --json snapshot info "$name"
 json_is "snapshot info as JSON: all keys" 'keys_unsorted | join(",")' \
-	"device,state,error,chunk_size,chunks_total,chunks_to_copy,chunks_copied,chunks_accessible,copies_in_flight,copies_failed,copies_timed_out,cow,bitmap,access_devices"
+	"device,state,error,chunk_size,chunks_total,chunks_to_copy,chunks_copied,chunks_accessible,copies_in_flight,copies_failed,copies_timed_out,cow,bitmap,on_cbw_error,cbw_timeout_ms,access_devices"
 json_is "counters add up" \
 	'.chunks_to_copy + .chunks_copied + .copies_in_flight == .chunks_total' true
 expect_ok "snapshot access-map" snapshot access-map "$name"
@@ -479,6 +498,14 @@ if cbw_have_target zero || modprobe -q dm-zero 2>/dev/null; then
 	cbw_dm_create "$zero_name" "0 $big zero"
 	cbw_dm_create "$big_name" "0 $big cbw $(cbw_dm_path "$zero_name") - 128"
 	big_dev=$(cbw_dm_path "$big_name")
+	run bitmap add "$big_name" tiny --granularity 512
+	want="cbwctl: Bitmap 'tiny' would take 16G of kernel memory, more than half of the "
+	if ((rc == 1)) && [[ ${errl[0]:-} == "$want"*" available (use a larger --granularity)" ]]; then
+		cbw_pass "a bitmap larger than half the free memory is refused"
+	else
+		cbw_info "exit $rc: ${errl[*]}"
+		cbw_fail "a bitmap larger than half the free memory is refused"
+	fi
 	expect_ok "a bitmap of 1M granules on a 64 TiB device" \
 		bitmap add "$big_name" big --granularity 1M
 	write 0 4096 "$big_dev"

@@ -86,7 +86,6 @@ cbw_info()
 cbw_pass()
 {
 	_cbw_last=0
-_cbw_nr_loops=0
 	_cbw_nr=$((_cbw_nr + 1))
 	_cbw_pass=$((_cbw_pass + 1))
 	printf 'ok %d %s\n' "$_cbw_nr" "$*"
@@ -104,7 +103,6 @@ cbw_fail()
 cbw_skip()
 {
 	_cbw_last=0
-_cbw_nr_loops=0
 	_cbw_nr=$((_cbw_nr + 1))
 	_cbw_skip=$((_cbw_skip + 1))
 	printf 'ok %d %s # SKIP %s\n' "$_cbw_nr" "$1" "$2"

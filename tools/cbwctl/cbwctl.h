@@ -35,6 +35,9 @@
 
 #define CBW_CONTROL_PATH	"/dev/" DM_CBW_CONTROL_NAME
 
+/* Coarser bitmaps are useless; QEMU's granularity is a uint32 too. */
+#define CBW_MAX_GRANULARITY	(1ULL << 31)
+
 /* Extents asked for per read ioctl unless --batch says otherwise. */
 #define CBW_DEFAULT_BATCH	1024
 
@@ -219,6 +222,8 @@ enum {
 	CBW_OPT_ACCESS,
 	CBW_OPT_ACCESS_RW,
 	CBW_OPT_KEEP_ACCESS,
+	CBW_OPT_ON_CBW_ERROR,
+	CBW_OPT_CBW_TIMEOUT,
 };
 
 #endif /* CBWCTL_H */

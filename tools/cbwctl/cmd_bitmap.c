@@ -212,7 +212,53 @@ static int cbw_add_option(const struct cbw_cmd *cmd, int opt,
 	if (o->granularity < DM_CBW_MIN_GRANULARITY ||
 	    !cbw_is_power_of_2(o->granularity))
 		return cbw_error("Granularity must be power of 2 and at least 512");
+	if (o->granularity > CBW_MAX_GRANULARITY)
+		return cbw_error("Granularity must be at most 2G");
 	return 0;
+}
+
+/* MemAvailable of /proc/meminfo in bytes, or 0 if unknown. */
+static uint64_t cbw_mem_available(void)
+{
+	unsigned long long kib = 0;
+	char line[128];
+	FILE *f;
+
+	f = fopen("/proc/meminfo", "r");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "MemAvailable: %llu kB", &kib) == 1)
+			break;
+	fclose(f);
+	return (uint64_t)kib << 10;
+}
+
+/*
+ * The kernel allocates the bits at once: refuse a bitmap that would take
+ * more than half of the available memory rather than exhaust it.
+ */
+static int cbw_check_bitmap_memory(const struct cbw_dev *dev, const char *name,
+				   uint64_t granularity)
+{
+	char need[CBW_SIZE_BUF], avail[CBW_SIZE_BUF];
+	uint64_t bytes, mem;
+	struct cbw_target t;
+	int r;
+
+	r = cbw_cbw_table(dev, &t);
+	if (r)
+		return r;
+	cbw_target_free(&t);
+	if (!t.length)
+		return 0;
+	bytes = ((t.length * 512 - 1) / granularity + 1 + 7) / 8;
+	mem = cbw_mem_available();
+	if (!mem || bytes <= mem / 2)
+		return 0;
+	return cbw_error("Bitmap '%s' would take %s of kernel memory, more than half of the %s available (use a larger --granularity)",
+			 name, cbw_format_size(bytes & ~4095ULL, need),
+			 cbw_format_size(mem & ~((1ULL << 20) - 1), avail));
 }
 
 static int cbw_bitmap_add(const struct cbw_cmd *cmd, int argc, char **argv)
@@ -234,6 +280,8 @@ static int cbw_bitmap_add(const struct cbw_cmd *cmd, int argc, char **argv)
 	r = cbw_check_bitmap_name(name);
 	if (!r)
 		r = cbw_open_device(argv[i], &dev);
+	if (!r)
+		r = cbw_check_bitmap_memory(&dev, name, o.granularity);
 	if (r)
 		return r;
 	r = cbw_ctl_bitmap(DM_CBW_IOC_BITMAP_ADD, &dev, name, o.granularity,
@@ -479,13 +527,16 @@ const struct cbw_cmd cbw_bitmap_cmds[] = {
 		.summary = "Add a dirty bitmap; it records every write that completes from now on.",
 		.help =
 		"Options:\n"
-		"  --granularity SIZE  bytes per bit: a power of 2, at least 512\n"
+		"  --granularity SIZE  bytes per bit: a power of 2 from 512 to 2G\n"
 		"                      (default 64K); a write marks every granule\n"
 		"                      it touches\n"
 		"  --disabled          create it disabled: it records nothing until\n"
 		"                      'cbwctl bitmap enable'\n\n"
 		CBW_NAME_HELP
-		"With --json, prints the new bitmap as 'bitmap query' does.\n",
+		"The bitmap takes one bit of kernel memory per granule (16M per\n"
+		"TiB at 64K); a bitmap that would take more than half of the\n"
+		"available memory is refused.  With --json, prints the new bitmap\n"
+		"as 'bitmap query' does.\n",
 		.run = cbw_bitmap_add,
 	},
 	{

@@ -11,6 +11,7 @@
  * through a cbw-access device, which start can create and stop removes.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,12 +25,21 @@
 #define CBW_DEVNO_LEN		32
 #define CBW_MAX_ACCESS		16
 
+/* The optional arguments of a cbw table that has a COW device. */
+struct cbw_snapshot_args {
+	const char *bitmap;		/* snapshot_bitmap, or NULL */
+	const char *on_cbw_error;	/* policy, or NULL for the default */
+	unsigned int timeout_ms;	/* cbw_timeout_ms, 0 for none */
+};
+
 /* The arguments of a cbw table line. */
 struct cbw_table_args {
 	char origin[CBW_DM_NAME_LEN];
 	char cow[CBW_DM_NAME_LEN];
 	unsigned long long chunk_sectors;
 	char bitmap[DM_CBW_NAME_LEN];
+	char on_cbw_error[32];
+	unsigned int timeout_ms;
 };
 
 /* The cbw-access devices that read a cbw device. */
@@ -43,20 +53,51 @@ struct cbw_access_list {
 /* Tables                                                              */
 /* ------------------------------------------------------------------ */
 
-/* "<origin> <cow|-> <chunk> [2 snapshot_bitmap <name>]" */
+/* One optional argument of a table line and its value. */
+static int cbw_parse_table_opt(struct cbw_table_args *a, const char *key,
+			       const char *value)
+{
+	char tail;
+
+	if (!strcasecmp(key, "snapshot_bitmap"))
+		return snprintf(a->bitmap, sizeof(a->bitmap), "%s", value) >=
+		       (int)sizeof(a->bitmap);
+	if (!strcasecmp(key, "on_cbw_error"))
+		return snprintf(a->on_cbw_error, sizeof(a->on_cbw_error), "%s",
+				value) >= (int)sizeof(a->on_cbw_error);
+	if (!strcasecmp(key, "cbw_timeout_ms"))
+		return sscanf(value, "%u%c", &a->timeout_ms, &tail) != 1;
+	return -1;
+}
+
+/*
+ * "<origin> <cow|-> <chunk> [<#opts> [snapshot_bitmap <name>]
+ *  [on_cbw_error <policy>] [cbw_timeout_ms <ms>]]"
+ */
 static int cbw_parse_table_args(const struct cbw_dev *dev, const char *params,
 				struct cbw_table_args *a)
 {
-	char opt[32], extra[2];
-	unsigned int nr_opts;
-	int n;
+	char key[32], value[64];
+	unsigned int nr_opts = 0;
+	int pos = 0, used;
 
 	memset(a, 0, sizeof(*a));
-	n = sscanf(params, "%127s %127s %llu %u %31s %63s %1s", a->origin,
-		   a->cow, &a->chunk_sectors, &nr_opts, opt, a->bitmap, extra);
-	if (n == 3 || (n == 6 && nr_opts == 2 &&
-		       !strcasecmp(opt, "snapshot_bitmap")))
+	if (sscanf(params, "%127s %127s %llu%n", a->origin, a->cow,
+		   &a->chunk_sectors, &pos) != 3)
+		goto bad;
+	if (sscanf(params + pos, "%u%n", &nr_opts, &used) == 1)
+		pos += used;
+	if (nr_opts % 2)
+		goto bad;
+	for (; nr_opts; nr_opts -= 2) {
+		if (sscanf(params + pos, "%31s %63s%n", key, value, &used) != 2 ||
+		    cbw_parse_table_opt(a, key, value))
+			goto bad;
+		pos += used;
+	}
+	if (sscanf(params + pos, "%1s", key) != 1)
 		return 0;
+bad:
 	return cbw_error("Device '%s' has a cbw table cbwctl does not understand: %s",
 			 dev->spec, params);
 }
@@ -66,18 +107,36 @@ static void cbw_devno(const struct cbw_dev *dev, char buf[CBW_DEVNO_LEN])
 	snprintf(buf, CBW_DEVNO_LEN, "%u:%u", dev->major, dev->minor);
 }
 
-/* A new table for @dev: @a with @cow ("-" for none) and @bitmap. */
+/* A new table for @dev: @a with @cow ("-" for none) and @snap's options. */
 static int cbw_load_table(const struct cbw_dev *dev, const struct cbw_target *t,
 			  const struct cbw_table_args *a, const char *cow,
-			  unsigned long long chunk_sectors, const char *bitmap)
+			  unsigned long long chunk_sectors,
+			  const struct cbw_snapshot_args *snap)
 {
 	struct cbw_target nt = *t;
-	char params[512];
+	char params[512], opts[256] = "";
+	unsigned int nr = 0;
+	size_t len = 0;
 	int r;
 
-	if (bitmap)
-		snprintf(params, sizeof(params), "%s %s %llu 2 snapshot_bitmap %s",
-			 a->origin, cow, chunk_sectors, bitmap);
+	if (snap && snap->bitmap) {
+		len += snprintf(opts + len, sizeof(opts) - len,
+				" snapshot_bitmap %s", snap->bitmap);
+		nr += 2;
+	}
+	if (snap && snap->on_cbw_error) {
+		len += snprintf(opts + len, sizeof(opts) - len,
+				" on_cbw_error %s", snap->on_cbw_error);
+		nr += 2;
+	}
+	if (snap && snap->timeout_ms) {
+		len += snprintf(opts + len, sizeof(opts) - len,
+				" cbw_timeout_ms %u", snap->timeout_ms);
+		nr += 2;
+	}
+	if (nr)
+		snprintf(params, sizeof(params), "%s %s %llu %u%s", a->origin,
+			 cow, chunk_sectors, nr, opts);
 	else
 		snprintf(params, sizeof(params), "%s %s %llu", a->origin, cow,
 			 chunk_sectors);
@@ -216,6 +275,12 @@ static void cbw_snapshot_json(const struct cbw_dev *dev,
 	cbw_json_u64("copies_timed_out", s->copies_timed_out);
 	cbw_json_opt_string("cow", a->cow);
 	cbw_json_opt_string("bitmap", a->bitmap);
+	/* Without a snapshot there is no policy. */
+	cbw_json_opt_string("on_cbw_error",
+			    !strcmp(a->cow, DM_CBW_NO_COW) ? NULL :
+			    a->on_cbw_error[0] ? a->on_cbw_error :
+			    "break_guest_write");
+	cbw_json_u64("cbw_timeout_ms", a->timeout_ms);
 	cbw_json_array_begin("access_devices");
 	for (i = 0; i < l->nr; i++)
 		cbw_json_string(NULL, l->names[i]);
@@ -253,6 +318,10 @@ static void cbw_snapshot_text(const struct cbw_dev *dev,
 	cbw_print_count("copies timed out", s->copies_timed_out);
 	cbw_print_field("COW device", "%s", a->cow[0] ? a->cow : DM_CBW_NO_COW);
 	cbw_print_field("snapshot bitmap", "%s", a->bitmap[0] ? a->bitmap : "-");
+	cbw_print_field("on copy error", "%s", a->on_cbw_error[0] ?
+			a->on_cbw_error : "break_guest_write");
+	cbw_print_field("copy timeout", "%u ms%s", a->timeout_ms,
+			a->timeout_ms ? "" : " (none)");
 	if (!l->nr)
 		cbw_print_field("access devices", "-");
 	for (i = 0; i < l->nr; i++)
@@ -304,10 +373,26 @@ static int cbw_show_snapshot(const struct cbw_dev *dev, const char *headline)
 struct cbw_start_opts {
 	const char *cow;
 	uint64_t chunk;
-	const char *bitmap;
+	struct cbw_snapshot_args snap;
 	const char *access;
 	bool access_rw;
 };
+
+/* Milliseconds: a whole number from 0 to UINT_MAX. */
+static int cbw_parse_ms(const char *arg, unsigned int *ms)
+{
+	unsigned long long v;
+	char *end;
+
+	if (!*arg || *arg == '-')
+		return -1;
+	errno = 0;
+	v = strtoull(arg, &end, 10);
+	if (errno || *end || v > UINT_MAX)
+		return -1;
+	*ms = v;
+	return 0;
+}
 
 static int cbw_start_option(const struct cbw_cmd *cmd, int opt,
 			    const char *arg, void *ctx)
@@ -324,7 +409,19 @@ static int cbw_start_option(const struct cbw_cmd *cmd, int opt,
 					       arg);
 		return 0;
 	case CBW_OPT_BITMAP:
-		o->bitmap = arg;
+		o->snap.bitmap = arg;
+		return 0;
+	case CBW_OPT_ON_CBW_ERROR:
+		if (strcmp(arg, "break_guest_write") &&
+		    strcmp(arg, "break_snapshot"))
+			return cbw_usage_error(cmd, "invalid policy '%s' for --on-cbw-error (use break_guest_write or break_snapshot)",
+					       arg);
+		o->snap.on_cbw_error = arg;
+		return 0;
+	case CBW_OPT_CBW_TIMEOUT:
+		if (cbw_parse_ms(arg, &o->snap.timeout_ms))
+			return cbw_usage_error(cmd, "invalid time '%s' for --cbw-timeout (milliseconds, 0 for none)",
+					       arg);
 		return 0;
 	case CBW_OPT_ACCESS:
 		o->access = arg;
@@ -349,8 +446,8 @@ static int cbw_check_start_opts(const struct cbw_cmd *cmd,
 	    o->chunk > CBW_MAX_CHUNK)
 		return cbw_error("Chunk size must be a power of 2 from 4K to 1G: %s",
 				 cbw_format_size(o->chunk, buf));
-	if (o->bitmap)
-		return cbw_check_bitmap_name(o->bitmap);
+	if (o->snap.bitmap)
+		return cbw_check_bitmap_name(o->snap.bitmap);
 	return 0;
 }
 
@@ -409,10 +506,10 @@ static int cbw_start_preflight(const struct cbw_dev *dev,
 				 cow);
 	if (!strcmp(cow, devno))
 		return cbw_error("The COW device cannot be the cbw device itself");
-	if (o->bitmap) {
-		r = cbw_ctl_query(dev, o->bitmap, &info);
+	if (o->snap.bitmap) {
+		r = cbw_ctl_query(dev, o->snap.bitmap, &info);
 		if (r)
-			return cbw_bitmap_error(r, dev, o->bitmap);
+			return cbw_bitmap_error(r, dev, o->snap.bitmap);
 	}
 	if (o->access && !cbw_dm_lookup(o->access, &other))
 		return cbw_error("Device '%s' already exists: choose another --access name",
@@ -444,7 +541,7 @@ static int cbw_start(const struct cbw_dev *dev, const struct cbw_target *t,
 	if (!r)
 		r = cbw_start_preflight(dev, a, o, cow);
 	if (!r)
-		r = cbw_load_table(dev, t, a, cow, o->chunk / 512, o->bitmap);
+		r = cbw_load_table(dev, t, a, cow, o->chunk / 512, &o->snap);
 	if (!r)
 		r = cbw_swap_table(dev, true);
 	if (r)
@@ -469,6 +566,8 @@ static int cbw_snapshot_start(const struct cbw_cmd *cmd, int argc, char **argv)
 		{ "bitmap", required_argument, NULL, CBW_OPT_BITMAP },
 		{ "access", required_argument, NULL, CBW_OPT_ACCESS },
 		{ "access-rw", no_argument, NULL, CBW_OPT_ACCESS_RW },
+		{ "on-cbw-error", required_argument, NULL, CBW_OPT_ON_CBW_ERROR },
+		{ "cbw-timeout", required_argument, NULL, CBW_OPT_CBW_TIMEOUT },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct cbw_start_opts o = { .chunk = CBW_DEFAULT_CHUNK };
@@ -759,7 +858,7 @@ const struct cbw_cmd cbw_snapshot_cmds[] = {
 	{
 		.group = "snapshot", .name = "start",
 		.params = { "DEV" }, .min_args = 1, .max_args = 1,
-		.synopsis = "--cow COWDEV [--chunk SIZE] [--bitmap NAME] [--access NAME [--access-rw]]",
+		.synopsis = "--cow COWDEV [--chunk SIZE] [--bitmap NAME] [--on-cbw-error POLICY] [--cbw-timeout MS] [--access NAME [--access-rw]]",
 		.summary = "Start a copy-before-write snapshot of a cbw device.",
 		.help =
 		"Loads a cbw table naming COWDEV, suspends the device (freezing a\n"
@@ -775,6 +874,13 @@ const struct cbw_cmd cbw_snapshot_cmds[] = {
 		"  --bitmap NAME       only the chunks dirty in this bitmap at the\n"
 		"                      snapshot point are copied and readable\n"
 		"                      (rounded out to whole chunks)\n"
+		"  --on-cbw-error POLICY\n"
+		"                      when a copy fails: break_guest_write (default)\n"
+		"                      fails the guest write that needed it and keeps\n"
+		"                      the snapshot; break_snapshot lets guest writes\n"
+		"                      through and makes snapshot reads fail\n"
+		"  --cbw-timeout MS    a copy not done within MS milliseconds fails\n"
+		"                      with ETIMEDOUT (default 0: no limit)\n"
 		"  --access NAME       also create the cbw-access device NAME\n"
 		"                      (/dev/mapper/NAME) that reads the snapshot;\n"
 		"                      read-only unless --access-rw\n"
@@ -804,11 +910,12 @@ const struct cbw_cmd cbw_snapshot_cmds[] = {
 		.help =
 		"State (none, active, broken), error, chunk size and chunk counts\n"
 		"(total, to copy, copied, accessible), copies in flight, failed\n"
-		"and timed out, the COW device, the snapshot bitmap and the access\n"
-		"devices.  With --json: {\"device\", \"state\", \"error\",\n"
-		"\"chunk_size\", \"chunks_total\", \"chunks_to_copy\",\n"
-		"\"chunks_copied\", \"chunks_accessible\", \"copies_in_flight\",\n"
-		"\"copies_failed\", \"copies_timed_out\", \"cow\", \"bitmap\",\n"
+		"and timed out, the COW device, the snapshot bitmap, the error\n"
+		"policy, the copy timeout and the access devices.  With --json:\n"
+		"{\"device\", \"state\", \"error\", \"chunk_size\", \"chunks_total\",\n"
+		"\"chunks_to_copy\", \"chunks_copied\", \"chunks_accessible\",\n"
+		"\"copies_in_flight\", \"copies_failed\", \"copies_timed_out\",\n"
+		"\"cow\", \"bitmap\", \"on_cbw_error\", \"cbw_timeout_ms\",\n"
 		"\"access_devices\"}.\n",
 		.run = cbw_snapshot_info,
 	},
