@@ -13,6 +13,7 @@
 #include <linux/log2.h>
 #include <linux/mm.h>
 #include <linux/rculist.h>
+#include <linux/sched/signal.h>
 #include <linux/slab.h>
 
 #include "dm-cbw.h"
@@ -79,16 +80,21 @@ static struct cbw_dirty_bitmap *cbw_bitmap_alloc(const char *name,
 	bm->granularity = granularity;
 	bm->shift = ilog2(granularity) - SECTOR_SHIFT;
 	bm->len = len;
-	bm->nr_bits = DIV_ROUND_UP_ULL(len, 1ULL << bm->shift);
+	bm->nr_bits = (len + (1ULL << bm->shift) - 1) >> bm->shift;
 	bm->nr_pages = DIV_ROUND_UP_ULL(bm->nr_bits, CBW_BITS_PER_PAGE);
 	atomic64_set(&bm->count, 0);
+
+	/* Fail early rather than drive the machine out of memory. */
+	if (bm->nr_pages > totalram_pages() / 2)
+		goto nomem;
 
 	bm->pages = kvcalloc(bm->nr_pages, sizeof(*bm->pages), GFP_KERNEL);
 	if (!bm->pages)
 		goto nomem;
 	for (i = 0; i < bm->nr_pages; i++) {
-		bm->pages[i] = (unsigned long *)get_zeroed_page(GFP_KERNEL);
-		if (!bm->pages[i])
+		bm->pages[i] = (unsigned long *)
+			get_zeroed_page(GFP_KERNEL | __GFP_NORETRY | __GFP_NOWARN);
+		if (!bm->pages[i] || fatal_signal_pending(current))
 			goto nomem;
 	}
 	return bm;
@@ -114,6 +120,7 @@ int cbw_bitmap_add(struct cbw_device *dev, const char *name,
 	if (!granularity)
 		granularity = DM_CBW_DEFAULT_GRANULARITY;
 	if (granularity < DM_CBW_MIN_GRANULARITY ||
+	    granularity > DM_CBW_MAX_GRANULARITY ||
 	    !is_power_of_2(granularity))
 		return -EINVAL;
 

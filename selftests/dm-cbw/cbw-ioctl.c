@@ -1235,8 +1235,14 @@ static void test_bitmap_cmds(void)
 	bm_remove("t-gran");
 	report("granularity 0 means %d, 512 works", DM_CBW_DEFAULT_GRANULARITY);
 
+	/* Granularity above the 2 GiB limit is refused. */
+	expect(bm_add("t-huge", DM_CBW_MAX_GRANULARITY << 1, 0), EINVAL,
+	       "ADD granularity 4 GiB");
+	report("granularity above 2 GiB is refused");
+
 	/* A single bit covers more than the device. */
-	expect(bm_add("t-huge", 1ULL << 40, 0), 0, "ADD granularity 1 TiB");
+	expect(bm_add("t-huge", DM_CBW_MAX_GRANULARITY, 0), 0,
+	       "ADD granularity 2 GiB");
 	write_or_bail(0, 4096);
 	if (!bm_query("t-huge", &info))
 		check(info.count == dev_size,

@@ -124,7 +124,7 @@ ntouched=$(awk '$1 == "touched_chunks" { print $2 }' <<<"$out")
 ntouched=${ntouched:--1}
 copied=$(cbw_stat "$name" copied)
 cbw_info "status: $(dmsetup status "$name")"
-cbw_expect_cmp "some chunks were touched, some were not" "$ntouched" -gt 0
+cbw_expect_cmp "some chunks were touched" "$ntouched" -gt 0
 cbw_expect_cmp "untouched chunks remain" "$ntouched" -lt "$total"
 cbw_expect_eq "chunks_copied equals the number of touched chunks" "$ntouched" "$copied"
 cbw_expect_eq "no copy in flight after the writes" 0 "$(cbw_stat "$name" in_flight)"

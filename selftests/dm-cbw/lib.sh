@@ -230,7 +230,11 @@ _cbw_on_exit()
 		cbw_fail "$CBW_TEST: died unexpectedly (status $rc)"
 		rc=$KSFT_FAIL
 	fi
-	cbw_cleanup
+	if ! cbw_cleanup && ((rc == KSFT_PASS)); then
+		# e.g. a device that cannot be removed: something holds it
+		cbw_fail "$CBW_TEST: cleanup"
+		rc=$KSFT_FAIL
+	fi
 	exit "$rc"
 }
 
@@ -249,9 +253,10 @@ cbw_defer()
 	_cbw_cleanup_cmds+=("$(printf '%q ' "$@")")
 }
 
+# Runs the deferred commands; returns 1 if one of them failed.
 cbw_cleanup()
 {
-	local i name state
+	local i name state ok=0
 
 	set +e
 	# I/O blocked on a suspended device would keep processes (and mounts)
@@ -263,10 +268,13 @@ cbw_cleanup()
 		done <<<"$(dmsetup info -c --noheadings -o name,suspended --separator : 2>/dev/null)"
 	fi
 	for ((i = ${#_cbw_cleanup_cmds[@]} - 1; i >= 0; i--)); do
-		eval "${_cbw_cleanup_cmds[i]}"
+		if ! eval "${_cbw_cleanup_cmds[i]}"; then
+			cbw_info "cleanup: '${_cbw_cleanup_cmds[i]}' failed"
+			ok=1
+		fi
 	done
 	_cbw_cleanup_cmds=()
-	return 0
+	return "$ok"
 }
 
 # ---------------------------------------------------------------------------
@@ -443,7 +451,7 @@ cbw_dm_devno()
 }
 
 # cbw_dm_create NAME TABLE [DMSETUP_CREATE_OPTIONS...]: create (fails the
-# test on error), register the removal, make the node.
+# test on error), register the removal, check the device node.
 cbw_dm_create()
 {
 	local name=$1 table=$2

@@ -47,9 +47,10 @@
 /* Bitmap names, including the terminating NUL. */
 #define DM_CBW_NAME_LEN			64
 
-/* Dirty bitmap granularity in bytes: a power of 2, at least 512. */
+/* Dirty bitmap granularity in bytes: a power of 2 from 512 to 2 GiB. */
 #define DM_CBW_MIN_GRANULARITY		512
 #define DM_CBW_DEFAULT_GRANULARITY	65536
+#define DM_CBW_MAX_GRANULARITY		(1ULL << 31)
 
 /**
  * enum dm_cbw_snapshot_state - state of the snapshot of a cbw device
