@@ -123,14 +123,16 @@ for t in "${selected[@]}"; do
 	t0=$SECONDS
 	# The output goes to a file, not a pipe: a process of a killed test
 	# stuck on a suspended device must not keep the runner waiting.
-	# (timeout is not exec'ed: the shell would report it "Killed")
-	(cd "$dir" && timeout --kill-after=30 "$timeout_s" \
-		"./${cmd[0]}" "${cmd[@]:1}" </dev/null >"$log" 2>&1) &
+	(cd "$dir" && exec timeout --kill-after=30 "$timeout_s" \
+		"./${cmd[0]}" "${cmd[@]:1}") </dev/null >"$log" 2>&1 &
 	# shellcheck disable=SC2031 # $! of the line above
 	pid=$!
-	tail -n +1 -s 0.5 -f --pid="$pid" -- "$log" | sed -u 's/^/# /'
 	rc=0
-	wait "$pid" || rc=$?
+	# (stderr: no "Killed" notice from this shell on a timeout)
+	{
+		tail -n +1 -s 0.5 -f --pid="$pid" -- "$log" | sed -u 's/^/# /'
+		wait "$pid" || rc=$?
+	} 2>/dev/null
 	elapsed=$((SECONDS - t0))
 	echo "# $name: exit status $rc after ${elapsed}s"
 
