@@ -232,8 +232,8 @@ void cbw_bitmap_clear(struct cbw_dirty_bitmap *bm)
 	}
 }
 
-/* Next set bit at or after @bit, or bm->nr_bits. */
-static u64 cbw_bitmap_next_set(struct cbw_dirty_bitmap *bm, u64 bit)
+/* Next bit at or after @bit that is set (or clear), or bm->nr_bits. */
+static u64 cbw_bitmap_next(struct cbw_dirty_bitmap *bm, u64 bit, bool set)
 {
 	while (bit < bm->nr_bits) {
 		unsigned long *page = cbw_bitmap_page(bm, bit);
@@ -242,25 +242,8 @@ static u64 cbw_bitmap_next_set(struct cbw_dirty_bitmap *bm, u64 bit)
 		unsigned long size = min_t(u64, CBW_BITS_PER_PAGE,
 					   bm->nr_bits - base);
 
-		nr = find_next_bit(page, size, nr);
-		if (nr < size)
-			return base + nr;
-		bit = base + CBW_BITS_PER_PAGE;
-	}
-	return bm->nr_bits;
-}
-
-/* Next clear bit at or after @bit, or bm->nr_bits. */
-static u64 cbw_bitmap_next_clear(struct cbw_dirty_bitmap *bm, u64 bit)
-{
-	while (bit < bm->nr_bits) {
-		unsigned long *page = cbw_bitmap_page(bm, bit);
-		unsigned long nr = cbw_bitmap_page_bit(bit);
-		u64 base = bit - nr;
-		unsigned long size = min_t(u64, CBW_BITS_PER_PAGE,
-					   bm->nr_bits - base);
-
-		nr = find_next_zero_bit(page, size, nr);
+		nr = set ? find_next_bit(page, size, nr) :
+			   find_next_zero_bit(page, size, nr);
 		if (nr < size)
 			return base + nr;
 		bit = base + CBW_BITS_PER_PAGE;
@@ -279,10 +262,10 @@ bool cbw_bitmap_next_extent(struct cbw_dirty_bitmap *bm, sector_t sector,
 
 	if (sector >= bm->len)
 		return false;
-	bit = cbw_bitmap_next_set(bm, sector >> bm->shift);
+	bit = cbw_bitmap_next(bm, sector >> bm->shift, true);
 	if (bit >= bm->nr_bits)
 		return false;
-	stop = cbw_bitmap_next_clear(bm, bit);
+	stop = cbw_bitmap_next(bm, bit, false);
 	*start = max_t(sector_t, sector, bit << bm->shift);
 	*end = min_t(sector_t, stop << bm->shift, bm->len);
 	return true;

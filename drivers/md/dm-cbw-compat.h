@@ -10,15 +10,6 @@
 
 #include <linux/blkdev.h>
 
-/*
- * Linux 6.5 replaced fmode_t open modes by blk_mode_t; the bit values did
- * not change.  BLK_OPEN_READ is a macro, so its presence tells which one
- * dm_get_device() takes.
- */
-#ifdef BLK_OPEN_READ
-#define CBW_OPEN_READ	BLK_OPEN_READ
-#else
-#define CBW_OPEN_READ	FMODE_READ
-#endif
+/* Nothing used by dm-cbw differs between the supported kernels today. */
 
 #endif /* DM_CBW_COMPAT_H */
