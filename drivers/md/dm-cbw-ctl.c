@@ -348,9 +348,20 @@ struct cbw_extent_walk {
 	sector_t next;		/* where the next call continues */
 };
 
+/*
+ * A write marking the granule right after an extent while the walk reads
+ * it makes the next search start at that granule: extend the previous
+ * extent, so that no two returned extents touch.
+ */
 static bool cbw_walk_add(struct cbw_extent_walk *w, sector_t start,
 			 sector_t end)
 {
+	struct dm_cbw_extent *prev = w->nr ? &w->ext[w->nr - 1] : NULL;
+
+	if (prev && prev->offset + prev->length == (u64)start << SECTOR_SHIFT) {
+		prev->length = ((u64)end << SECTOR_SHIFT) - prev->offset;
+		return true;
+	}
 	if (w->nr == w->max) {
 		w->next = start;
 		return false;

@@ -44,7 +44,7 @@ len=$(cbw_size "$origin")
 cbw_create "$name" "$origin" "$C"
 guest=$(cbw_dm_path "$name")
 cbw_dm_create "$lin_name" "0 $len linear $origin 0"
-cbw_defer cbw_dm_remove "$empty_name"
+cbw_defer dmsetup remove --retry "$empty_name"
 dmsetup create "$empty_name" --notable
 cbw_access_create "$acc_name" "$name"
 
