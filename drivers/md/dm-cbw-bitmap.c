@@ -157,11 +157,14 @@ void cbw_bitmap_remove(struct cbw_device *dev, struct cbw_dirty_bitmap *bm)
 
 void cbw_bitmaps_destroy(struct cbw_device *dev)
 {
-	struct cbw_dirty_bitmap *bm, *tmp;
+	struct cbw_dirty_bitmap *bm, *tmp, *succ;
 
 	/* No target is attached any more: nothing marks. */
 	list_for_each_entry_safe(bm, tmp, &dev->bitmaps, node) {
 		list_del(&bm->node);
+		succ = rcu_dereference_protected(bm->successor, true);
+		if (succ)
+			cbw_bitmap_free(succ);
 		cbw_bitmap_free(bm);
 	}
 }
@@ -204,12 +207,16 @@ void cbw_bitmap_mark(struct cbw_dirty_bitmap *bm, sector_t sector,
 void cbw_bitmaps_mark_write(struct cbw_device *dev, sector_t sector,
 			    sector_t nr_sectors)
 {
-	struct cbw_dirty_bitmap *bm;
+	struct cbw_dirty_bitmap *bm, *succ;
 
 	rcu_read_lock();
-	list_for_each_entry_rcu(bm, &dev->bitmaps, node)
+	list_for_each_entry_rcu(bm, &dev->bitmaps, node) {
 		if (READ_ONCE(bm->recording))
 			cbw_bitmap_mark(bm, sector, nr_sectors);
+		succ = rcu_dereference(bm->successor);
+		if (succ && READ_ONCE(succ->recording))
+			cbw_bitmap_mark(succ, sector, nr_sectors);
+	}
 	rcu_read_unlock();
 }
 
@@ -316,4 +323,64 @@ void cbw_bitmap_to_chunks(struct cbw_dirty_bitmap *bm, struct cbw_snapshot *s,
 		bitmap_set(chunks, first, last - first + 1);
 		sector = end;
 	}
+}
+
+/*
+ * Freezing a bitmap (a backup's snapshot point, inside the suspend window
+ * of the snapshot start): its bits stay as they are and a successor of
+ * the same geometry records the writes from then on, QEMU's "successor".
+ * The successor is allocated when the table is loaded, so that a resume
+ * cannot fail for lack of memory.
+ */
+struct cbw_dirty_bitmap *cbw_bitmap_new_successor(struct cbw_dirty_bitmap *bm)
+{
+	return cbw_bitmap_alloc(bm->name, bm->granularity, bm->len);
+}
+
+void cbw_bitmap_free_successor(struct cbw_dirty_bitmap *succ)
+{
+	if (succ)
+		cbw_bitmap_free(succ);
+}
+
+struct cbw_dirty_bitmap *cbw_bitmap_successor(struct cbw_device *dev,
+					      struct cbw_dirty_bitmap *bm)
+{
+	return rcu_dereference_protected(bm->successor,
+					 lockdep_is_held(&dev->bitmaps_lock));
+}
+
+/* Called under bitmaps_lock with no write in flight (device suspended). */
+void cbw_bitmap_freeze(struct cbw_device *dev, struct cbw_dirty_bitmap *bm,
+		       struct cbw_dirty_bitmap *succ)
+{
+	succ->recording = bm->recording;
+	atomic64_add(cbw_bitmap_bytes(succ), &dev->bitmap_bytes);
+	rcu_assign_pointer(bm->successor, succ);
+	WRITE_ONCE(bm->recording, false);
+	bm->busy++;
+}
+
+/*
+ * End the freeze: the bitmap becomes the successor's bits, or with @merge
+ * its own bits and the successor's.  Writes may complete all along: once
+ * the bitmap records again, an RCU grace period lets every write that
+ * marked only the successor finish, and the merge picks those up.
+ */
+void cbw_bitmap_thaw(struct cbw_device *dev, struct cbw_dirty_bitmap *bm,
+		     bool merge)
+{
+	struct cbw_dirty_bitmap *succ = cbw_bitmap_successor(dev, bm);
+
+	if (!merge)
+		cbw_bitmap_clear(bm);
+	WRITE_ONCE(bm->recording, READ_ONCE(succ->recording));
+	synchronize_rcu();
+	cbw_bitmap_merge(bm, succ);
+
+	rcu_assign_pointer(bm->successor, NULL);
+	synchronize_rcu();
+	atomic64_sub(cbw_bitmap_bytes(succ), &dev->bitmap_bytes);
+	cbw_bitmap_free(succ);
+	bm->busy--;
 }

@@ -18,7 +18,7 @@
 #include "dm-cbw.h"
 
 #define CBW_API_MAJOR	1
-#define CBW_API_MINOR	0
+#define CBW_API_MINOR	1
 #define CBW_API_PATCH	0
 
 /* The fields every argument structure starts with. */
@@ -96,11 +96,12 @@ static int cbw_ctl_version(void __user *uarg)
 	v.major = CBW_API_MAJOR;
 	v.minor = CBW_API_MINOR;
 	v.patch = CBW_API_PATCH;
-	v.features = DM_CBW_FEATURE_BITMAPS | DM_CBW_FEATURE_SNAPSHOT_BITMAP;
+	v.features = DM_CBW_FEATURE_BITMAPS | DM_CBW_FEATURE_SNAPSHOT_BITMAP |
+		     DM_CBW_FEATURE_FREEZE;
 	return cbw_ctl_copy_out(uarg, &v, sizeof(v));
 }
 
-/* Add, remove, clear, enable or disable one bitmap. */
+/* Add, remove, clear, enable, disable or thaw one bitmap. */
 static int cbw_ctl_bitmap_do(struct cbw_device *dev, unsigned int nr,
 			     struct dm_cbw_bitmap_cmd *cmd)
 {
@@ -115,6 +116,10 @@ static int cbw_ctl_bitmap_do(struct cbw_device *dev, unsigned int nr,
 	bm = cbw_bitmap_find(dev, cmd->name);
 	if (!bm)
 		r = -ENOENT;
+	else if (nr == DM_CBW_BITMAP_THAW_CMD && !cbw_bitmap_successor(dev, bm))
+		r = -EINVAL;
+	else if (nr == DM_CBW_BITMAP_THAW_CMD)
+		cbw_bitmap_thaw(dev, bm, cmd->flags & DM_CBW_BITMAP_THAW_MERGE);
 	else if (bm->busy)
 		r = -EBUSY;
 	else if (nr == DM_CBW_BITMAP_REMOVE_CMD)
@@ -140,7 +145,9 @@ static int cbw_ctl_bitmap_cmd(unsigned int nr, void __user *uarg)
 		return r;
 	if (nr == DM_CBW_BITMAP_ADD_CMD)
 		known_flags = DM_CBW_BITMAP_ADD_DISABLED;
-	else if (cmd.granularity)
+	else if (nr == DM_CBW_BITMAP_THAW_CMD)
+		known_flags = DM_CBW_BITMAP_THAW_MERGE;
+	if (nr != DM_CBW_BITMAP_ADD_CMD && cmd.granularity)
 		return -EINVAL;
 	if (cmd.flags & ~known_flags ||
 	    !cbw_ctl_zero(cmd.reserved, sizeof(cmd.reserved)))
@@ -234,23 +241,33 @@ static int cbw_ctl_bitmap_merge(void __user *uarg)
 	return r;
 }
 
-static void cbw_ctl_fill_info(struct cbw_dirty_bitmap *bm,
+static void cbw_ctl_fill_info(struct cbw_device *dev,
+			      struct cbw_dirty_bitmap *bm,
 			      struct dm_cbw_bitmap_info *info)
 {
+	struct cbw_dirty_bitmap *succ = cbw_bitmap_successor(dev, bm);
+
 	info->granularity = bm->granularity;
 	info->count = cbw_bitmap_dirty_bytes(bm);
 	info->status = 0;
+	info->successor_count = 0;
 	if (READ_ONCE(bm->recording))
 		info->status |= DM_CBW_BITMAP_RECORDING;
 	if (bm->busy)
 		info->status |= DM_CBW_BITMAP_BUSY;
+	if (succ) {
+		info->status |= DM_CBW_BITMAP_FROZEN;
+		if (succ->recording)
+			info->status |= DM_CBW_BITMAP_RECORDING;
+		info->successor_count = cbw_bitmap_dirty_bytes(succ);
+	}
 }
 
 static bool cbw_ctl_info_valid(const struct dm_cbw_bitmap_info *info)
 {
 	return !info->flags && !info->granularity && !info->count &&
-	       !info->status && !info->reserved0 &&
-	       cbw_ctl_zero(info->reserved, sizeof(info->reserved));
+	       !info->status && !info->reserved0 && !info->successor_count &&
+	       !info->reserved;
 }
 
 static int cbw_ctl_bitmap_query(void __user *uarg)
@@ -276,7 +293,7 @@ static int cbw_ctl_bitmap_query(void __user *uarg)
 	mutex_lock(&dev->bitmaps_lock);
 	bm = cbw_bitmap_find(dev, info.name);
 	if (bm)
-		cbw_ctl_fill_info(bm, &info);
+		cbw_ctl_fill_info(dev, bm, &info);
 	mutex_unlock(&dev->bitmaps_lock);
 	cbw_device_put(dev);
 
@@ -301,7 +318,7 @@ static int cbw_ctl_list_locked(struct cbw_device *dev,
 			info.dev_major = list->dev_major;
 			info.dev_minor = list->dev_minor;
 			strscpy(info.name, bm->name, sizeof(info.name));
-			cbw_ctl_fill_info(bm, &info);
+			cbw_ctl_fill_info(dev, bm, &info);
 			if (copy_to_user(&entries[n], &info, sizeof(info)))
 				return -EFAULT;
 		}
@@ -541,6 +558,53 @@ static int cbw_ctl_snapshot_info(void __user *uarg)
 	return cbw_ctl_copy_out(uarg, &info, sizeof(info));
 }
 
+/* Mark a range as a write would; a frozen bitmap's successor gets it. */
+static int cbw_ctl_mark_locked(struct cbw_device *dev,
+			       struct dm_cbw_bitmap_mark *m)
+{
+	struct cbw_dirty_bitmap *bm, *succ;
+
+	bm = cbw_bitmap_find(dev, m->name);
+	if (!bm)
+		return -ENOENT;
+	if (m->offset + m->length > ((u64)bm->len << SECTOR_SHIFT))
+		return -EINVAL;
+	succ = cbw_bitmap_successor(dev, bm);
+	if (!succ && bm->busy)
+		return -EBUSY;
+	cbw_bitmap_mark(succ ?: bm, m->offset >> SECTOR_SHIFT,
+			m->length >> SECTOR_SHIFT);
+	return 0;
+}
+
+static int cbw_ctl_bitmap_mark(void __user *uarg)
+{
+	struct dm_cbw_bitmap_mark m;
+	struct cbw_device *dev;
+	u32 usize;
+	int r;
+
+	r = cbw_ctl_copy_in(&m, sizeof(m), uarg, &usize);
+	if (r)
+		return r;
+	if (m.flags || !cbw_ctl_zero(m.reserved, sizeof(m.reserved)) ||
+	    !m.length || (m.offset | m.length) & (SECTOR_SIZE - 1) ||
+	    m.offset + m.length < m.offset)
+		return -EINVAL;
+	r = cbw_ctl_check_name(m.name);
+	if (r)
+		return r;
+
+	dev = cbw_ctl_device((struct cbw_ctl_header *)&m);
+	if (!dev)
+		return -ENODEV;
+	mutex_lock(&dev->bitmaps_lock);
+	r = cbw_ctl_mark_locked(dev, &m);
+	mutex_unlock(&dev->bitmaps_lock);
+	cbw_device_put(dev);
+	return r;
+}
+
 static long cbw_ctl_ioctl(struct file *file, unsigned int cmd,
 			  unsigned long arg)
 {
@@ -560,7 +624,10 @@ static long cbw_ctl_ioctl(struct file *file, unsigned int cmd,
 	case DM_CBW_BITMAP_CLEAR_CMD:
 	case DM_CBW_BITMAP_ENABLE_CMD:
 	case DM_CBW_BITMAP_DISABLE_CMD:
+	case DM_CBW_BITMAP_THAW_CMD:
 		return cbw_ctl_bitmap_cmd(nr, uarg);
+	case DM_CBW_BITMAP_MARK_CMD:
+		return cbw_ctl_bitmap_mark(uarg);
 	case DM_CBW_BITMAP_MERGE_CMD:
 		return cbw_ctl_bitmap_merge(uarg);
 	case DM_CBW_BITMAP_QUERY_CMD:

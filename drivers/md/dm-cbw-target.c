@@ -30,6 +30,10 @@ struct cbw_c {
 	/* Restricts the snapshot; busy until the snapshot starts. */
 	struct cbw_dirty_bitmap *snap_bitmap;
 	char snap_bitmap_name[DM_CBW_NAME_LEN];
+	/* Frozen when the snapshot starts; busy until then. */
+	struct cbw_dirty_bitmap *freeze_bitmap;
+	struct cbw_dirty_bitmap *successor;	/* allocated at load */
+	char freeze_bitmap_name[DM_CBW_NAME_LEN];
 	enum cbw_error_policy policy;	/* on_cbw_error */
 	unsigned int timeout_ms;	/* cbw_timeout_ms, 0: no limit */
 	bool policy_set;
@@ -122,26 +126,30 @@ static int cbw_check_devices(struct cbw_c *c)
 	return 0;
 }
 
-static int cbw_parse_snapshot_bitmap(struct cbw_c *c, struct dm_arg_set *as,
-				     unsigned int *argc, char **error)
+/* snapshot_bitmap <name> or freeze_bitmap <name>, into @name. */
+static int cbw_parse_bitmap_arg(struct cbw_c *c, const char *key,
+				char *name, struct dm_arg_set *as,
+				unsigned int *argc, char **error)
 {
-	const char *name;
+	const char *arg;
 
 	if (!*argc) {
-		*error = "snapshot_bitmap needs a bitmap name";
+		*error = "Bitmap argument needs a bitmap name";
 		return -EINVAL;
 	}
-	name = dm_shift_arg(as);
+	arg = dm_shift_arg(as);
 	(*argc)--;
-	if (!cbw_bitmap_name_valid(name)) {
+	if (!cbw_bitmap_name_valid(arg)) {
 		*error = "Invalid bitmap name";
 		return -EINVAL;
 	}
 	if (!c->cow) {
-		*error = "snapshot_bitmap needs a COW device";
+		*error = !strcasecmp(key, "snapshot_bitmap") ?
+			 "snapshot_bitmap needs a COW device" :
+			 "freeze_bitmap needs a COW device";
 		return -EINVAL;
 	}
-	strscpy(c->snap_bitmap_name, name, sizeof(c->snap_bitmap_name));
+	strscpy(name, arg, DM_CBW_NAME_LEN);
 	return 0;
 }
 
@@ -212,7 +220,12 @@ static int cbw_parse_optional_arg(struct cbw_c *c, const char *arg,
 
 	if (!strcasecmp(arg, "snapshot_bitmap")) {
 		dup = c->snap_bitmap_name[0];
-		r = cbw_parse_snapshot_bitmap(c, as, argc, error);
+		r = cbw_parse_bitmap_arg(c, arg, c->snap_bitmap_name, as, argc,
+					 error);
+	} else if (!strcasecmp(arg, "freeze_bitmap")) {
+		dup = c->freeze_bitmap_name[0];
+		r = cbw_parse_bitmap_arg(c, arg, c->freeze_bitmap_name, as,
+					 argc, error);
 	} else if (!strcasecmp(arg, "on_cbw_error")) {
 		dup = c->policy_set;
 		r = cbw_parse_policy(c, as, argc, error);
@@ -288,9 +301,84 @@ static void cbw_release_snapshot_bitmap(struct cbw_c *c)
 	mutex_unlock(&c->dev->bitmaps_lock);
 }
 
+/*
+ * The bitmap to freeze must exist and not be frozen already; its
+ * successor is allocated now so that the resume cannot fail.
+ */
+static int cbw_hold_freeze_bitmap(struct cbw_c *c)
+{
+	struct cbw_device *dev = c->dev;
+	struct cbw_dirty_bitmap *bm;
+	int r = 0;
+
+	if (!c->freeze_bitmap_name[0])
+		return 0;
+	mutex_lock(&dev->bitmaps_lock);
+	bm = cbw_bitmap_find(dev, c->freeze_bitmap_name);
+	if (!bm) {
+		c->ti->error = "Dirty bitmap not found";
+		r = -ENOENT;
+	} else if (cbw_bitmap_successor(dev, bm)) {
+		c->ti->error = "Dirty bitmap is already frozen";
+		r = -EBUSY;
+	} else {
+		c->successor = cbw_bitmap_new_successor(bm);
+		if (!c->successor) {
+			c->ti->error = "Cannot allocate the bitmap successor";
+			r = -ENOMEM;
+		} else {
+			bm->busy++;
+			c->freeze_bitmap = bm;
+		}
+	}
+	mutex_unlock(&dev->bitmaps_lock);
+	return r;
+}
+
+static void cbw_release_freeze_bitmap(struct cbw_c *c)
+{
+	if (!c->freeze_bitmap)
+		return;
+	mutex_lock(&c->dev->bitmaps_lock);
+	c->freeze_bitmap->busy--;
+	c->freeze_bitmap = NULL;
+	mutex_unlock(&c->dev->bitmaps_lock);
+	cbw_bitmap_free_successor(c->successor);
+	c->successor = NULL;
+}
+
+/* At the snapshot point: restrict the snapshot, then freeze. */
+static int cbw_start_bitmaps(struct cbw_c *c)
+{
+	struct cbw_device *dev = c->dev;
+	int r = 0;
+
+	mutex_lock(&dev->bitmaps_lock);
+	if (c->freeze_bitmap && cbw_bitmap_successor(dev, c->freeze_bitmap)) {
+		DMERR("bitmap %s was frozen after the table was loaded",
+		      c->freeze_bitmap_name);
+		r = -EBUSY;
+		goto out;
+	}
+	if (c->snap_bitmap)
+		cbw_snapshot_restrict(c->snap, c->snap_bitmap);
+	if (c->freeze_bitmap) {
+		cbw_bitmap_freeze(dev, c->freeze_bitmap, c->successor);
+		c->successor = NULL;
+	}
+out:
+	mutex_unlock(&dev->bitmaps_lock);
+	if (!r) {
+		cbw_release_snapshot_bitmap(c);
+		cbw_release_freeze_bitmap(c);
+	}
+	return r;
+}
+
 static void cbw_destroy(struct cbw_c *c)
 {
 	cbw_release_snapshot_bitmap(c);
+	cbw_release_freeze_bitmap(c);
 	if (c->snap) {
 		cbw_device_unpublish(c->dev, c->snap);
 		cbw_snapshot_destroy(c->snap);
@@ -338,6 +426,7 @@ static int cbw_attach(struct cbw_c *c)
  *   cbw <origin dev> <COW dev|-> <chunk sectors> [<#opt args> <opt arg>*]
  * Optional arguments (each a key and a value):
  *   snapshot_bitmap <name>
+ *   freeze_bitmap <name>
  *   on_cbw_error break_guest_write|break_snapshot
  *   cbw_timeout_ms <milliseconds, 0: no limit>
  */
@@ -380,6 +469,9 @@ static int cbw_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		goto bad;
 	}
 	r = cbw_hold_snapshot_bitmap(c);
+	if (r)
+		goto bad;
+	r = cbw_hold_freeze_bitmap(c);
 	if (r)
 		goto bad;
 
@@ -460,12 +552,12 @@ static int cbw_end_io(struct dm_target *ti, struct bio *bio,
 static int cbw_preresume(struct dm_target *ti)
 {
 	struct cbw_c *c = ti->private;
+	int r;
 
-	if (c->snap && !c->started && c->snap_bitmap) {
-		mutex_lock(&c->dev->bitmaps_lock);
-		cbw_snapshot_restrict(c->snap, c->snap_bitmap);
-		mutex_unlock(&c->dev->bitmaps_lock);
-		cbw_release_snapshot_bitmap(c);
+	if (c->snap && !c->started) {
+		r = cbw_start_bitmaps(c);
+		if (r)
+			return r;
 	}
 	c->started = true;
 	cbw_device_publish(c->dev, c->snap, ti->len, c->chunk_sectors,
@@ -530,6 +622,8 @@ static void cbw_status_table_args(struct cbw_c *c, char *result,
 
 	if (c->snap_bitmap_name[0])
 		n += 2;
+	if (c->freeze_bitmap_name[0])
+		n += 2;
 	if (c->policy != CBW_BREAK_GUEST_WRITE)
 		n += 2;
 	if (c->timeout_ms)
@@ -538,6 +632,8 @@ static void cbw_status_table_args(struct cbw_c *c, char *result,
 		DMEMIT(" %u", n);
 	if (c->snap_bitmap_name[0])
 		DMEMIT(" snapshot_bitmap %s", c->snap_bitmap_name);
+	if (c->freeze_bitmap_name[0])
+		DMEMIT(" freeze_bitmap %s", c->freeze_bitmap_name);
 	if (c->policy != CBW_BREAK_GUEST_WRITE)
 		DMEMIT(" on_cbw_error %s", cbw_policy_name(c->policy));
 	if (c->timeout_ms)
@@ -583,7 +679,7 @@ static int cbw_iterate_devices(struct dm_target *ti,
 
 static struct target_type cbw_target = {
 	.name = DM_CBW_TARGET_NAME,
-	.version = {1, 1, 0},
+	.version = {1, 2, 0},
 	.features = DM_TARGET_SINGLETON,
 	.module = THIS_MODULE,
 	.ctr = cbw_ctr,

@@ -81,6 +81,8 @@ struct cbw_dirty_bitmap {
 	atomic64_t count;		/* set bits */
 	bool recording;			/* enabled: completed writes mark */
 	unsigned int busy;		/* users that forbid changes */
+	/* While frozen: records the writes since the freeze, for a backup. */
+	struct cbw_dirty_bitmap __rcu *successor;
 };
 
 /* Pages for one piece of a copy, from the snapshot's mempool. */
@@ -225,6 +227,14 @@ void cbw_bitmap_merge(struct cbw_dirty_bitmap *dst,
 u64 cbw_bitmap_dirty_bytes(struct cbw_dirty_bitmap *bm);
 void cbw_bitmap_to_chunks(struct cbw_dirty_bitmap *bm, struct cbw_snapshot *s,
 			  unsigned long *chunks);
+struct cbw_dirty_bitmap *cbw_bitmap_new_successor(struct cbw_dirty_bitmap *bm);
+void cbw_bitmap_free_successor(struct cbw_dirty_bitmap *succ);
+struct cbw_dirty_bitmap *cbw_bitmap_successor(struct cbw_device *dev,
+					      struct cbw_dirty_bitmap *bm);
+void cbw_bitmap_freeze(struct cbw_device *dev, struct cbw_dirty_bitmap *bm,
+		       struct cbw_dirty_bitmap *succ);
+void cbw_bitmap_thaw(struct cbw_device *dev, struct cbw_dirty_bitmap *bm,
+		     bool merge);
 
 /* dm-cbw-ctl.c */
 int cbw_ctl_init(void);

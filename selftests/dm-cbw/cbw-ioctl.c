@@ -845,8 +845,8 @@ static const struct field query_fields[] = {
 	F(struct dm_cbw_bitmap_info, flags, 1),
 	F(struct dm_cbw_bitmap_info, flags, 0x80000000),
 	F(struct dm_cbw_bitmap_info, reserved0, 1),
-	FR(struct dm_cbw_bitmap_info, 0, 1),
-	FR(struct dm_cbw_bitmap_info, 1, 1),
+	F(struct dm_cbw_bitmap_info, successor_count, 1),
+	F(struct dm_cbw_bitmap_info, reserved, 1),
 	{ NULL, 0, 0, 0 }
 };
 
@@ -1476,8 +1476,8 @@ static void test_list(void)
 			      e->dev_minor == cbw_minor &&
 			      e->granularity == gran[i] && !e->count &&
 			      e->status == (i ? DM_CBW_BITMAP_RECORDING : 0u) &&
-			      !e->flags && !e->reserved0 && !e->reserved[0] &&
-			      !e->reserved[1],
+			      !e->flags && !e->reserved0 && !e->successor_count &&
+			      !e->reserved,
 			      "entry of %s: size %u dev %u:%u granularity %llu count %llu status %u",
 			      names[i], e->size, e->dev_major, e->dev_minor,
 			      (unsigned long long)e->granularity,

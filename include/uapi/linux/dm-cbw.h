@@ -92,6 +92,8 @@ struct dm_cbw_version {
 
 #define DM_CBW_FEATURE_BITMAPS		(1ULL << 0)
 #define DM_CBW_FEATURE_SNAPSHOT_BITMAP	(1ULL << 1)
+/* freeze_bitmap table argument, BITMAP_THAW and BITMAP_MARK (1.1). */
+#define DM_CBW_FEATURE_FREEZE		(1ULL << 2)
 
 /**
  * struct dm_cbw_bitmap_cmd - add, remove, clear, enable or disable a bitmap
@@ -116,6 +118,16 @@ struct dm_cbw_bitmap_cmd {
 
 /* Create the bitmap disabled: it records nothing until enabled. */
 #define DM_CBW_BITMAP_ADD_DISABLED	(1U << 0)
+
+/*
+ * DM_CBW_IOC_BITMAP_THAW ends the freeze of a bitmap (see the cbw table
+ * argument freeze_bitmap): without flags the successor replaces the
+ * frozen bits (the bitmap holds the writes since the freeze); with
+ * DM_CBW_BITMAP_THAW_MERGE the bitmap keeps its frozen bits and gains the
+ * successor's.  The bitmap records again if it recorded when frozen.
+ * EINVAL when the bitmap is not frozen.
+ */
+#define DM_CBW_BITMAP_THAW_MERGE	(1U << 0)
 
 /**
  * struct dm_cbw_bitmap_merge - DM_CBW_IOC_BITMAP_MERGE: target |= sources
@@ -157,8 +169,12 @@ struct dm_cbw_bitmap_merge {
  *	counting only the part inside the device)
  * @status: out: DM_CBW_BITMAP_* bits
  * @reserved0: must be 0
+ * @successor_count: out: for a frozen bitmap, the dirty bytes its
+ *	successor recorded since the freeze; 0 otherwise
  * @reserved: must be 0
  * @name: in (query) or out (list): the bitmap
+ *
+ * A frozen bitmap is busy; it is recording when its successor is.
  */
 struct dm_cbw_bitmap_info {
 	__u32 size;
@@ -169,13 +185,15 @@ struct dm_cbw_bitmap_info {
 	__u64 count;
 	__u32 status;
 	__u32 reserved0;
-	__u64 reserved[2];
+	__u64 successor_count;
+	__u64 reserved;
 	char name[DM_CBW_NAME_LEN];
 };
 
 #define DM_CBW_BITMAP_RECORDING		(1U << 0)	/* enabled */
 #define DM_CBW_BITMAP_BUSY		(1U << 1)	/* in use */
 #define DM_CBW_BITMAP_PERSISTENT	(1U << 2)	/* kept on disk */
+#define DM_CBW_BITMAP_FROZEN		(1U << 3)	/* a successor records */
 
 /**
  * struct dm_cbw_bitmap_list - DM_CBW_IOC_BITMAP_LIST: all bitmaps
@@ -252,6 +270,35 @@ struct dm_cbw_bitmap_read {
 #define DM_CBW_MAX_EXTENTS		4096
 
 /**
+ * struct dm_cbw_bitmap_mark - DM_CBW_IOC_BITMAP_MARK: mark a range dirty
+ * @size: sizeof(struct dm_cbw_bitmap_mark)
+ * @flags: must be 0
+ * @dev_major: cbw device
+ * @dev_minor: cbw device
+ * @offset: start of the range, a multiple of 512
+ * @length: length of the range, a multiple of 512, not 0; the range must
+ *	lie inside the device
+ * @reserved: must be 0
+ * @name: the bitmap
+ *
+ * Marks every granule the range touches, as a completed write would, even
+ * in a disabled bitmap.  A frozen bitmap's successor is marked instead,
+ * so that the marks survive the thaw; a bitmap that is busy for another
+ * reason is refused with EBUSY.  A backup uses this to mark again what it
+ * could not copy.
+ */
+struct dm_cbw_bitmap_mark {
+	__u32 size;
+	__u32 flags;
+	__u32 dev_major;
+	__u32 dev_minor;
+	__u64 offset;
+	__u64 length;
+	__u64 reserved[2];
+	char name[DM_CBW_NAME_LEN];
+};
+
+/**
  * struct dm_cbw_snapshot_info - DM_CBW_IOC_SNAPSHOT_INFO
  * @size: sizeof(struct dm_cbw_snapshot_info)
  * @flags: must be 0
@@ -302,6 +349,8 @@ enum {
 	DM_CBW_BITMAP_READ_CMD,
 	DM_CBW_SNAPSHOT_INFO_CMD,
 	DM_CBW_SNAPSHOT_ACCESS_CMD,
+	DM_CBW_BITMAP_THAW_CMD,
+	DM_CBW_BITMAP_MARK_CMD,
 };
 
 #define DM_CBW_IOC_VERSION \
@@ -328,5 +377,10 @@ enum {
 	_IOWR(DM_CBW_IOCTL, DM_CBW_SNAPSHOT_INFO_CMD, struct dm_cbw_snapshot_info)
 #define DM_CBW_IOC_SNAPSHOT_ACCESS \
 	_IOWR(DM_CBW_IOCTL, DM_CBW_SNAPSHOT_ACCESS_CMD, struct dm_cbw_bitmap_read)
+
+#define DM_CBW_IOC_BITMAP_THAW \
+	_IOW(DM_CBW_IOCTL, DM_CBW_BITMAP_THAW_CMD, struct dm_cbw_bitmap_cmd)
+#define DM_CBW_IOC_BITMAP_MARK \
+	_IOW(DM_CBW_IOCTL, DM_CBW_BITMAP_MARK_CMD, struct dm_cbw_bitmap_mark)
 
 #endif /* _UAPI_LINUX_DM_CBW_H */
