@@ -111,6 +111,7 @@ int cbw_cbw_table(const struct cbw_dev *dev, struct cbw_target *t)
 
 static const char *const cbw_bitmap_head[] = {
 	"NAME", "GRANULARITY", "COUNT", "RECORDING", "BUSY", "PERSISTENT",
+	"FROZEN", "SUCCESSOR",
 };
 
 #define CBW_BITMAP_COLS	ARRAY_SIZE(cbw_bitmap_head)
@@ -130,13 +131,16 @@ static void cbw_bitmap_json(const struct dm_cbw_bitmap_info *info)
 	cbw_json_bool("recording", info->status & DM_CBW_BITMAP_RECORDING);
 	cbw_json_bool("busy", info->status & DM_CBW_BITMAP_BUSY);
 	cbw_json_bool("persistent", info->status & DM_CBW_BITMAP_PERSISTENT);
+	cbw_json_bool("frozen", info->status & DM_CBW_BITMAP_FROZEN);
+	cbw_json_u64("successor-count", info->successor_count);
 	cbw_json_object_end();
 }
 
 static void cbw_bitmap_row(struct cbw_table *t,
 			   const struct dm_cbw_bitmap_info *info)
 {
-	char gran[CBW_SIZE_BUF], count[CBW_SIZE_BUF];
+	char gran[CBW_SIZE_BUF], count[CBW_SIZE_BUF], succ[CBW_SIZE_BUF];
+	bool frozen = info->status & DM_CBW_BITMAP_FROZEN;
 	const char *cells[CBW_BITMAP_COLS] = {
 		info->name,
 		cbw_format_size(info->granularity, gran),
@@ -144,6 +148,8 @@ static void cbw_bitmap_row(struct cbw_table *t,
 		cbw_yes_no(info->status & DM_CBW_BITMAP_RECORDING),
 		cbw_yes_no(info->status & DM_CBW_BITMAP_BUSY),
 		cbw_yes_no(info->status & DM_CBW_BITMAP_PERSISTENT),
+		cbw_yes_no(frozen),
+		frozen ? cbw_format_size(info->successor_count, succ) : "-",
 	};
 
 	cbw_table_add(t, cells);
@@ -585,10 +591,15 @@ const struct cbw_cmd cbw_bitmap_cmds[] = {
 		.help =
 		"Columns: name, granularity, count (dirty bytes), recording\n"
 		"(enabled), busy (in use, e.g. named by a loaded snapshot table\n"
-		"that is not resumed yet), persistent (always no).  With --json:\n"
-		"{\"device\": NAME, \"bitmaps\": [{\"name\", \"count\", \"granularity\",\n"
-		"\"recording\", \"busy\", \"persistent\"}, ...]}, the keys of QEMU's\n"
-		"BlockDirtyInfo.\n",
+		"that is not resumed yet, or frozen), persistent (always no),\n"
+		"frozen (by a backup: its bits stay as they were at the snapshot\n"
+		"point) and successor (for a frozen bitmap, the dirty bytes that\n"
+		"the writes since the freeze recorded; QEMU's anonymous\n"
+		"successor).  A frozen bitmap is recording when its successor is.\n"
+		"With --json: {\"device\": NAME, \"bitmaps\": [{\"name\", \"count\",\n"
+		"\"granularity\", \"recording\", \"busy\", \"persistent\",\n"
+		"\"frozen\", \"successor-count\"}, ...]}, the keys of QEMU's\n"
+		"BlockDirtyInfo plus the last two.\n",
 		.run = cbw_bitmap_list,
 	},
 	{
@@ -597,7 +608,8 @@ const struct cbw_cmd cbw_bitmap_cmds[] = {
 		.summary = "Show one dirty bitmap.",
 		.help =
 		"As one row of 'bitmap list'; with --json one BlockDirtyInfo\n"
-		"object: name, count, granularity, recording, busy, persistent.\n",
+		"object: name, count, granularity, recording, busy, persistent,\n"
+		"frozen, successor-count.\n",
 		.run = cbw_bitmap_query,
 	},
 	{
