@@ -6,6 +6,11 @@
  *   main.c          command line: global options, subcommands, help
  *   cmd_bitmap.c    "cbwctl bitmap ..."
  *   cmd_snapshot.c  "cbwctl snapshot ..." and "cbwctl version"
+ *   cmd_backup.c    "cbwctl backup ...": begin, run, finish, cancel, status
+ *   backup_copy.c   the copy of "backup run"
+ *   job.c           the state file of a backup job
+ *   cmd_restore.c   "cbwctl restore"
+ *   imgfile.c       the extents file format of backups, CRC-32
  *   ctl.c           ioctls of /dev/dm-cbw-control
  *   dm.c            device-mapper operations through libdevmapper
  *   extents.c       extent listings: bitmap dump, snapshot access-map
@@ -78,14 +83,19 @@ int cbw_parse_cmd(const struct cbw_cmd *cmd, int argc, char **argv,
 		  int *first_arg);
 
 /* main.c */
+#define CBW_TITLE_LEN	64
+const char *cbw_cmd_title(const struct cbw_cmd *cmd, char buf[CBW_TITLE_LEN]);
 void cbw_print_cmd_help(const struct cbw_cmd *cmd);
 int cbw_usage_error(const struct cbw_cmd *cmd, const char *fmt, ...)
 	__printf(2, 3);
 
-/* cmd_bitmap.c, cmd_snapshot.c */
+/* cmd_bitmap.c, cmd_snapshot.c, cmd_backup.c, cmd_restore.c */
 extern const struct cbw_cmd cbw_bitmap_cmds[];
 extern const struct cbw_cmd cbw_snapshot_cmds[];
 extern const struct cbw_cmd cbw_other_cmds[];
+extern const struct cbw_cmd cbw_backup_cmds[];
+extern const struct cbw_cmd cbw_backup_cmd;
+extern const struct cbw_cmd cbw_restore_cmd;
 
 /* output.c: messages */
 int cbw_error(const char *fmt, ...) __printf(1, 2);
@@ -117,6 +127,7 @@ void cbw_json_u64(const char *key, uint64_t value);
 void cbw_json_i64(const char *key, int64_t value);
 void cbw_json_bool(const char *key, bool value);
 void cbw_json_null(const char *key);
+void cbw_json_set_compact(bool compact);
 
 /* output.c: progress on a terminal */
 void cbw_progress(const char *what, uint64_t done, uint64_t total);
@@ -179,12 +190,43 @@ int cbw_ctl_read(unsigned long req, const struct cbw_dev *dev,
 int cbw_ctl_snapshot_info(const struct cbw_dev *dev,
 			  struct dm_cbw_snapshot_info *info);
 
+int cbw_ctl_thaw(const struct cbw_dev *dev, const char *name, uint32_t flags);
+int cbw_ctl_mark(const struct cbw_dev *dev, const char *name, uint64_t offset,
+		 uint64_t length);
+
 /* cmd_bitmap.c: shared with the snapshot commands */
 int cbw_check_bitmap_name(const char *name);
 int cbw_bitmap_error(int err, const struct cbw_dev *dev, const char *name);
 int cbw_device_error(int err, const struct cbw_dev *dev);
 int cbw_open_device(const char *spec, struct cbw_dev *dev);
 int cbw_cbw_table(const struct cbw_dev *dev, struct cbw_target *t);
+
+/* cmd_snapshot.c: shared with the backup commands */
+#define CBW_DEFAULT_CHUNK	(DM_CBW_DEFAULT_CHUNK_SECTORS * 512ULL)
+
+/* The optional arguments of a cbw table that has a COW device. */
+struct cbw_snapshot_args {
+	const char *bitmap;		/* snapshot_bitmap, or NULL */
+	const char *freeze_bitmap;	/* freeze_bitmap, or NULL */
+	const char *on_cbw_error;	/* policy, or NULL for the default */
+	unsigned int timeout_ms;	/* cbw_timeout_ms, 0 for none */
+};
+
+struct cbw_start_opts {
+	const char *cow;
+	uint64_t chunk;
+	struct cbw_snapshot_args snap;
+	const char *access;
+	bool access_rw;
+};
+
+int cbw_start_option(const struct cbw_cmd *cmd, int opt, const char *arg,
+		     void *ctx);
+int cbw_check_start_opts(const struct cbw_cmd *cmd,
+			 const struct cbw_start_opts *o);
+int cbw_snapshot_begin(const struct cbw_dev *dev,
+		       const struct cbw_start_opts *o);
+int cbw_snapshot_end(const struct cbw_dev *dev, struct dm_cbw_snapshot_info *s);
 
 /* extents.c: "bitmap dump" and "snapshot access-map" */
 struct cbw_range {
@@ -210,6 +252,96 @@ int cbw_walk_extents(unsigned long req, const struct cbw_dev *dev,
 		     const char *name, const struct cbw_range *r,
 		     struct cbw_walk_result *res);
 
+/* job.c: the state of a backup job between its steps */
+struct cbw_job {
+	char device[CBW_DM_NAME_LEN];
+	char sync[16];			/* full, bitmap or none */
+	char bitmap[DM_CBW_NAME_LEN];	/* empty: none */
+	char bitmap_mode[16];		/* on-success, always, never */
+	char access[CBW_DM_NAME_LEN];
+	char cow[256];
+	uint64_t chunk;
+	uint64_t size;			/* of the device */
+	uint64_t granularity;		/* of the bitmap, 0 for none */
+	char state[16];			/* begun, copied, failed */
+	uint64_t fail_offset;
+	uint64_t error;			/* errno of the failure */
+	uint64_t done_bytes;
+	uint64_t total_bytes;
+	uint64_t chunks;		/* pieces copied */
+	uint64_t started;		/* Unix time of begin */
+	uint64_t run_ms;		/* time the copy took */
+	char target[1024];
+	char format[8];
+};
+
+void cbw_job_path(const struct cbw_dev *dev, char *path);
+int cbw_job_load(const struct cbw_dev *dev, struct cbw_job *job);
+int cbw_job_save(const struct cbw_dev *dev, const struct cbw_job *job);
+int cbw_job_remove(const struct cbw_dev *dev);
+
+/* backup_copy.c: "backup run" */
+struct cbw_run_opts {
+	const char *target;
+	const char *format;		/* raw or cbw, NULL: by sync mode */
+	uint64_t max_chunk;
+	bool discard;
+};
+
+int cbw_backup_copy(const struct cbw_dev *dev, struct cbw_job *job,
+		    const struct cbw_run_opts *o);
+
+/* imgfile.c: the extents file of backups (see imgfile.c) */
+#define CBW_IMG_MAGIC		"DMCBWEXT"
+#define CBW_IMG_REC_MAGIC	"EXT1"
+#define CBW_IMG_END_MAGIC	"END1"
+#define CBW_IMG_VERSION		1
+#define CBW_IMG_HEADER_SIZE	512
+#define CBW_IMG_BLOCK_SIZE	32
+#define CBW_IMG_SYNC_FULL	0
+#define CBW_IMG_SYNC_BITMAP	1
+#define CBW_IMG_PARTIAL		(1U << 0)	/* trailer flag */
+
+struct cbw_img_header {
+	uint64_t dev_size;
+	uint64_t granularity;
+	uint64_t created;
+	uint32_t sync;
+	uint32_t flags;
+	char bitmap[DM_CBW_NAME_LEN];
+};
+
+struct cbw_img_record {
+	uint32_t crc;
+	uint64_t offset;
+	uint64_t length;
+};
+
+struct cbw_img_trailer {
+	uint32_t flags;
+	uint64_t records;
+	uint64_t data_bytes;
+	uint64_t fail_offset;
+};
+
+uint32_t cbw_crc32(uint32_t crc, const void *buf, size_t len);
+void cbw_img_encode_header(const struct cbw_img_header *h,
+			   uint8_t buf[CBW_IMG_HEADER_SIZE]);
+int cbw_img_decode_header(const uint8_t buf[CBW_IMG_HEADER_SIZE],
+			  struct cbw_img_header *h);
+void cbw_img_encode_record(const struct cbw_img_record *rec,
+			   uint8_t buf[CBW_IMG_BLOCK_SIZE]);
+void cbw_img_encode_trailer(const struct cbw_img_trailer *tr,
+			    uint8_t buf[CBW_IMG_BLOCK_SIZE]);
+int cbw_img_decode_block(const uint8_t buf[CBW_IMG_BLOCK_SIZE],
+			 struct cbw_img_record *rec,
+			 struct cbw_img_trailer *tr);
+
+/* io helpers (imgfile.c): whole transfers, 0 or a negative errno */
+int cbw_pread_full(int fd, void *buf, size_t len, uint64_t off);
+int cbw_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
+int cbw_fd_size(int fd, uint64_t *size);
+
 enum {
 	CBW_OPT_OFFSET = 0x100,
 	CBW_OPT_LENGTH,
@@ -224,6 +356,14 @@ enum {
 	CBW_OPT_KEEP_ACCESS,
 	CBW_OPT_ON_CBW_ERROR,
 	CBW_OPT_CBW_TIMEOUT,
+	CBW_OPT_SYNC,
+	CBW_OPT_BITMAP_MODE,
+	CBW_OPT_TARGET,
+	CBW_OPT_FORMAT,
+	CBW_OPT_MAX_CHUNK,
+	CBW_OPT_DISCARD_SOURCE,
+	CBW_OPT_TO,
+	CBW_OPT_ALLOW_PARTIAL,
 };
 
 #endif /* CBWCTL_H */

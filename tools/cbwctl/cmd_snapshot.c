@@ -21,16 +21,8 @@
 
 #define CBW_MIN_CHUNK		(DM_CBW_MIN_CHUNK_SECTORS * 512ULL)
 #define CBW_MAX_CHUNK		(1ULL << 30)
-#define CBW_DEFAULT_CHUNK	(DM_CBW_DEFAULT_CHUNK_SECTORS * 512ULL)
 #define CBW_DEVNO_LEN		32
 #define CBW_MAX_ACCESS		16
-
-/* The optional arguments of a cbw table that has a COW device. */
-struct cbw_snapshot_args {
-	const char *bitmap;		/* snapshot_bitmap, or NULL */
-	const char *on_cbw_error;	/* policy, or NULL for the default */
-	unsigned int timeout_ms;	/* cbw_timeout_ms, 0 for none */
-};
 
 /* The arguments of a cbw table line. */
 struct cbw_table_args {
@@ -38,6 +30,7 @@ struct cbw_table_args {
 	char cow[CBW_DM_NAME_LEN];
 	unsigned long long chunk_sectors;
 	char bitmap[DM_CBW_NAME_LEN];
+	char freeze_bitmap[DM_CBW_NAME_LEN];
 	char on_cbw_error[32];
 	unsigned int timeout_ms;
 };
@@ -62,6 +55,9 @@ static int cbw_parse_table_opt(struct cbw_table_args *a, const char *key,
 	if (!strcasecmp(key, "snapshot_bitmap"))
 		return snprintf(a->bitmap, sizeof(a->bitmap), "%s", value) >=
 		       (int)sizeof(a->bitmap);
+	if (!strcasecmp(key, "freeze_bitmap"))
+		return snprintf(a->freeze_bitmap, sizeof(a->freeze_bitmap),
+				"%s", value) >= (int)sizeof(a->freeze_bitmap);
 	if (!strcasecmp(key, "on_cbw_error"))
 		return snprintf(a->on_cbw_error, sizeof(a->on_cbw_error), "%s",
 				value) >= (int)sizeof(a->on_cbw_error);
@@ -72,7 +68,7 @@ static int cbw_parse_table_opt(struct cbw_table_args *a, const char *key,
 
 /*
  * "<origin> <cow|-> <chunk> [<#opts> [snapshot_bitmap <name>]
- *  [on_cbw_error <policy>] [cbw_timeout_ms <ms>]]"
+ *  [freeze_bitmap <name>] [on_cbw_error <policy>] [cbw_timeout_ms <ms>]]"
  */
 static int cbw_parse_table_args(const struct cbw_dev *dev, const char *params,
 				struct cbw_table_args *a)
@@ -122,6 +118,11 @@ static int cbw_load_table(const struct cbw_dev *dev, const struct cbw_target *t,
 	if (snap && snap->bitmap) {
 		len += snprintf(opts + len, sizeof(opts) - len,
 				" snapshot_bitmap %s", snap->bitmap);
+		nr += 2;
+	}
+	if (snap && snap->freeze_bitmap) {
+		len += snprintf(opts + len, sizeof(opts) - len,
+				" freeze_bitmap %s", snap->freeze_bitmap);
 		nr += 2;
 	}
 	if (snap && snap->on_cbw_error) {
@@ -275,6 +276,7 @@ static void cbw_snapshot_json(const struct cbw_dev *dev,
 	cbw_json_u64("copies_timed_out", s->copies_timed_out);
 	cbw_json_opt_string("cow", a->cow);
 	cbw_json_opt_string("bitmap", a->bitmap);
+	cbw_json_opt_string("freeze_bitmap", a->freeze_bitmap);
 	/* Without a snapshot there is no policy. */
 	cbw_json_opt_string("on_cbw_error",
 			    !strcmp(a->cow, DM_CBW_NO_COW) ? NULL :
@@ -318,6 +320,8 @@ static void cbw_snapshot_text(const struct cbw_dev *dev,
 	cbw_print_count("copies timed out", s->copies_timed_out);
 	cbw_print_field("COW device", "%s", a->cow[0] ? a->cow : DM_CBW_NO_COW);
 	cbw_print_field("snapshot bitmap", "%s", a->bitmap[0] ? a->bitmap : "-");
+	cbw_print_field("frozen bitmap", "%s",
+			a->freeze_bitmap[0] ? a->freeze_bitmap : "-");
 	cbw_print_field("on copy error", "%s", a->on_cbw_error[0] ?
 			a->on_cbw_error : "break_guest_write");
 	cbw_print_field("copy timeout", "%u ms%s", a->timeout_ms,
@@ -370,14 +374,6 @@ static int cbw_show_snapshot(const struct cbw_dev *dev, const char *headline)
 /* snapshot start                                                      */
 /* ------------------------------------------------------------------ */
 
-struct cbw_start_opts {
-	const char *cow;
-	uint64_t chunk;
-	struct cbw_snapshot_args snap;
-	const char *access;
-	bool access_rw;
-};
-
 /* Milliseconds: a whole number from 0 to UINT_MAX. */
 static int cbw_parse_ms(const char *arg, unsigned int *ms)
 {
@@ -394,8 +390,9 @@ static int cbw_parse_ms(const char *arg, unsigned int *ms)
 	return 0;
 }
 
-static int cbw_start_option(const struct cbw_cmd *cmd, int opt,
-			    const char *arg, void *ctx)
+/* The options of "snapshot start", also taken by "backup begin". */
+int cbw_start_option(const struct cbw_cmd *cmd, int opt, const char *arg,
+		     void *ctx)
 {
 	struct cbw_start_opts *o = ctx;
 
@@ -433,21 +430,25 @@ static int cbw_start_option(const struct cbw_cmd *cmd, int opt,
 	return cbw_usage_error(cmd, "unknown option");
 }
 
-static int cbw_check_start_opts(const struct cbw_cmd *cmd,
-				const struct cbw_start_opts *o)
+int cbw_check_start_opts(const struct cbw_cmd *cmd,
+			 const struct cbw_start_opts *o)
 {
-	char buf[CBW_SIZE_BUF];
+	char buf[CBW_SIZE_BUF], title[CBW_TITLE_LEN];
 
 	if (!o->cow)
-		return cbw_usage_error(cmd, "snapshot start: --cow COWDEV is required");
+		return cbw_usage_error(cmd, "%s: --cow COWDEV is required",
+				       cbw_cmd_title(cmd, title));
 	if (o->access_rw && !o->access)
-		return cbw_usage_error(cmd, "snapshot start: --access-rw needs --access NAME");
+		return cbw_usage_error(cmd, "%s: --access-rw needs --access NAME",
+				       cbw_cmd_title(cmd, title));
 	if (!cbw_is_power_of_2(o->chunk) || o->chunk < CBW_MIN_CHUNK ||
 	    o->chunk > CBW_MAX_CHUNK)
 		return cbw_error("Chunk size must be a power of 2 from 4K to 1G: %s",
 				 cbw_format_size(o->chunk, buf));
 	if (o->snap.bitmap)
 		return cbw_check_bitmap_name(o->snap.bitmap);
+	if (o->snap.freeze_bitmap)
+		return cbw_check_bitmap_name(o->snap.freeze_bitmap);
 	return 0;
 }
 
@@ -534,7 +535,7 @@ static int cbw_start(const struct cbw_dev *dev, const struct cbw_target *t,
 		     const struct cbw_table_args *a,
 		     const struct cbw_start_opts *o)
 {
-	char cow[CBW_DEVNO_LEN], headline[256];
+	char cow[CBW_DEVNO_LEN];
 	int r;
 
 	r = cbw_resolve_cow(o->cow, cow);
@@ -553,9 +554,28 @@ static int cbw_start(const struct cbw_dev *dev, const struct cbw_target *t,
 			return r;
 		}
 	}
-	snprintf(headline, sizeof(headline), "Snapshot of '%s' started.",
-		 dev->name);
-	return cbw_show_snapshot(dev, headline);
+	return 0;
+}
+
+/*
+ * Starts the snapshot of @dev as "snapshot start" does (with the access
+ * device, if o->access): 0 or an exit status, the message printed.
+ */
+int cbw_snapshot_begin(const struct cbw_dev *dev,
+		       const struct cbw_start_opts *o)
+{
+	struct cbw_table_args a;
+	struct cbw_target t;
+	int r;
+
+	r = cbw_cbw_table(dev, &t);
+	if (r)
+		return r;
+	r = cbw_parse_table_args(dev, t.params, &a);
+	if (!r)
+		r = cbw_start(dev, &t, &a, o);
+	cbw_target_free(&t);
+	return r;
 }
 
 static int cbw_snapshot_start(const struct cbw_cmd *cmd, int argc, char **argv)
@@ -571,8 +591,7 @@ static int cbw_snapshot_start(const struct cbw_cmd *cmd, int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct cbw_start_opts o = { .chunk = CBW_DEFAULT_CHUNK };
-	struct cbw_table_args a;
-	struct cbw_target t;
+	char headline[256];
 	struct cbw_dev dev;
 	int i, r;
 
@@ -582,14 +601,12 @@ static int cbw_snapshot_start(const struct cbw_cmd *cmd, int argc, char **argv)
 	if (!r)
 		r = cbw_open_device(argv[i], &dev);
 	if (!r)
-		r = cbw_cbw_table(&dev, &t);
+		r = cbw_snapshot_begin(&dev, &o);
 	if (r)
 		return r;
-	r = cbw_parse_table_args(&dev, t.params, &a);
-	if (!r)
-		r = cbw_start(&dev, &t, &a, &o);
-	cbw_target_free(&t);
-	return r;
+	snprintf(headline, sizeof(headline), "Snapshot of '%s' started.",
+		 dev.name);
+	return cbw_show_snapshot(&dev, headline);
 }
 
 /* ------------------------------------------------------------------ */
@@ -633,6 +650,40 @@ static void cbw_stop_report(const struct cbw_dev *dev, bool had_cow,
 		       (unsigned long long)s->chunks_copied);
 }
 
+/*
+ * Removes the access devices (unless @keep_access) and ends the snapshot;
+ * *@s is the snapshot state just before.  Sets *@had_cow; 0 or an exit
+ * status.
+ */
+static int cbw_stop_core(const struct cbw_dev *dev, const struct cbw_target *t,
+			 bool keep_access, struct dm_cbw_snapshot_info *s,
+			 struct cbw_access_list *l, bool *had_cow)
+{
+	struct cbw_table_args a;
+	int r;
+
+	r = cbw_parse_table_args(dev, t->params, &a);
+	if (!r)
+		r = cbw_find_access(dev, l);
+	if (r)
+		return r;
+	*had_cow = strcmp(a.cow, DM_CBW_NO_COW);
+	if (keep_access)
+		l->nr = 0;
+	r = cbw_remove_access(l);
+	if (r)
+		return r;
+	r = cbw_ctl_snapshot_info(dev, s);
+	if (r)
+		return cbw_device_error(r, dev);
+	if (!*had_cow)
+		return 0;
+	r = cbw_load_table(dev, t, &a, DM_CBW_NO_COW, a.chunk_sectors, NULL);
+	if (!r)
+		r = cbw_swap_table(dev, false);
+	return r;
+}
+
 static int cbw_stop(const struct cbw_dev *dev, const struct cbw_target *t,
 		    bool keep_access)
 {
@@ -647,28 +698,32 @@ static int cbw_stop(const struct cbw_dev *dev, const struct cbw_target *t,
 		r = cbw_find_access(dev, &l);
 	if (r)
 		return r;
-	had_cow = strcmp(a.cow, DM_CBW_NO_COW);
-	if (keep_access)
-		l.nr = 0;
-	if (!had_cow && !l.nr)
+	if (strcmp(a.cow, DM_CBW_NO_COW) == 0 && (keep_access || !l.nr))
 		return cbw_error("Device '%s' has no snapshot to stop", dev->spec);
-
-	r = cbw_remove_access(&l);
+	r = cbw_stop_core(dev, t, keep_access, &s, &l, &had_cow);
 	if (r)
 		return r;
-	r = cbw_ctl_snapshot_info(dev, &s);
-	if (r)
-		return cbw_device_error(r, dev);
-	if (had_cow) {
-		r = cbw_load_table(dev, t, &a, DM_CBW_NO_COW, a.chunk_sectors,
-				   NULL);
-		if (!r)
-			r = cbw_swap_table(dev, false);
-		if (r)
-			return r;
-	}
 	cbw_stop_report(dev, had_cow, &s, &l);
 	return CBW_EXIT_OK;
+}
+
+/*
+ * Removes every access device of @dev and ends its snapshot, if any, as
+ * "snapshot stop" does; *@s is the snapshot state just before.
+ */
+int cbw_snapshot_end(const struct cbw_dev *dev, struct dm_cbw_snapshot_info *s)
+{
+	struct cbw_access_list l;
+	struct cbw_target t;
+	bool had_cow;
+	int r;
+
+	r = cbw_cbw_table(dev, &t);
+	if (r)
+		return r;
+	r = cbw_stop_core(dev, &t, false, s, &l, &had_cow);
+	cbw_target_free(&t);
+	return r;
 }
 
 static int cbw_snapshot_stop(const struct cbw_cmd *cmd, int argc, char **argv)
@@ -803,6 +858,7 @@ static const struct {
 } cbw_features[] = {
 	{ DM_CBW_FEATURE_BITMAPS, "bitmaps" },
 	{ DM_CBW_FEATURE_SNAPSHOT_BITMAP, "snapshot_bitmap" },
+	{ DM_CBW_FEATURE_FREEZE, "freeze" },
 };
 
 static void cbw_version_print(const struct dm_cbw_version *v)

@@ -218,3 +218,22 @@ int cbw_ctl_snapshot_info(const struct cbw_dev *dev,
 	cbw_ctl_init(info, sizeof(*info), dev);
 	return cbw_ctl_ioctl(DM_CBW_IOC_SNAPSHOT_INFO, info);
 }
+
+/* Ends the freeze of bitmap @name (flags: DM_CBW_BITMAP_THAW_MERGE). */
+int cbw_ctl_thaw(const struct cbw_dev *dev, const char *name, uint32_t flags)
+{
+	return cbw_ctl_bitmap(DM_CBW_IOC_BITMAP_THAW, dev, name, 0, flags);
+}
+
+/* Marks [@offset, @offset + @length) dirty in bitmap @name. */
+int cbw_ctl_mark(const struct cbw_dev *dev, const char *name, uint64_t offset,
+		 uint64_t length)
+{
+	struct dm_cbw_bitmap_mark m;
+
+	cbw_ctl_init(&m, sizeof(m), dev);
+	m.offset = offset;
+	m.length = length;
+	cbw_ctl_name(m.name, name);
+	return cbw_ctl_ioctl(DM_CBW_IOC_BITMAP_MARK, &m);
+}

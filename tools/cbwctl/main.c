@@ -72,15 +72,19 @@ void cbw_print_cmd_help(const struct cbw_cmd *cmd)
 	printf("\n%s\n%s", cbw_global_help, cbw_common_help);
 }
 
+static void cbw_print_cmd_entry(const struct cbw_cmd *cmd)
+{
+	fputs("  ", stdout);
+	cbw_print_usage_line(stdout, cmd);
+	printf("      %s\n", cmd->summary);
+}
+
 static void cbw_print_cmd_list(const struct cbw_cmd *cmds)
 {
 	const struct cbw_cmd *cmd;
 
-	for (cmd = cmds; cmd->name; cmd++) {
-		fputs("  ", stdout);
-		cbw_print_usage_line(stdout, cmd);
-		printf("      %s\n", cmd->summary);
-	}
+	for (cmd = cmds; cmd->name; cmd++)
+		cbw_print_cmd_entry(cmd);
 }
 
 static void cbw_print_group_help(const char *group, const struct cbw_cmd *cmds)
@@ -96,12 +100,16 @@ static void cbw_print_help(void)
 {
 	printf("Usage: cbwctl [--json] [--bytes] COMMAND [ARGS...]\n\n"
 	       "Control dm-cbw devices: dirty bitmaps that record what the guest\n"
-	       "wrote (for incremental backup) and copy-before-write snapshots read\n"
-	       "through a cbw-access device (image fleecing).\n\n"
+	       "wrote (for incremental backup), copy-before-write snapshots read\n"
+	       "through a cbw-access device (image fleecing), and backups.\n\n"
 	       "Dirty bitmap commands:\n");
 	cbw_print_cmd_list(cbw_bitmap_cmds);
 	printf("\nSnapshot commands:\n");
 	cbw_print_cmd_list(cbw_snapshot_cmds);
+	printf("\nBackup commands:\n");
+	cbw_print_cmd_entry(&cbw_backup_cmd);
+	cbw_print_cmd_list(cbw_backup_cmds);
+	cbw_print_cmd_entry(&cbw_restore_cmd);
 	printf("\nOther commands:\n");
 	cbw_print_cmd_list(cbw_other_cmds);
 	printf("  cbwctl help [COMMAND [SUBCOMMAND]]\n"
@@ -110,11 +118,8 @@ static void cbw_print_help(void)
 	       cbw_common_help);
 }
 
-#define CBW_TITLE_LEN	64
-
 /* "bitmap add", "version": the words that name @cmd. */
-static const char *cbw_cmd_title(const struct cbw_cmd *cmd,
-				 char buf[CBW_TITLE_LEN])
+const char *cbw_cmd_title(const struct cbw_cmd *cmd, char buf[CBW_TITLE_LEN])
 {
 	snprintf(buf, CBW_TITLE_LEN, "%s%s%s", cmd->group ? cmd->group : "",
 		 cmd->group ? " " : "", cmd->name);
@@ -292,6 +297,7 @@ struct cbw_group {
 static const struct cbw_group cbw_groups[] = {
 	{ "bitmap", cbw_bitmap_cmds },
 	{ "snapshot", cbw_snapshot_cmds },
+	{ "backup", cbw_backup_cmds },
 	{ NULL, NULL },
 };
 
@@ -358,6 +364,34 @@ static int cbw_run_group(const struct cbw_group *g, int argc, char **argv)
 	return cbw_run_cmd(cmd, argc - optind, argv + optind);
 }
 
+/* Commands without a group: version, backup (one command), restore. */
+static const struct cbw_cmd *cbw_find_top_cmd(const char *name)
+{
+	if (!strcmp(name, cbw_other_cmds[0].name))
+		return &cbw_other_cmds[0];
+	if (!strcmp(name, cbw_backup_cmd.name))
+		return &cbw_backup_cmd;
+	if (!strcmp(name, cbw_restore_cmd.name))
+		return &cbw_restore_cmd;
+	return NULL;
+}
+
+/*
+ * "cbwctl backup STEP DEV ..." runs a step, "cbwctl backup DEV ..." the
+ * whole job: the word after "backup" and its global options decides.
+ */
+static int cbw_run_backup(const struct cbw_group *g, int argc, char **argv)
+{
+	int i = 1;
+
+	while (i < argc && (!strcmp(argv[i], "--json") ||
+			    !strcmp(argv[i], "--bytes")))
+		i++;
+	if (i < argc && cbw_find_cmd(g->cmds, argv[i]))
+		return cbw_run_group(g, argc, argv);
+	return cbw_run_cmd(&cbw_backup_cmd, argc, argv);
+}
+
 /* "cbwctl help [GROUP [SUBCOMMAND]]" */
 static int cbw_run_help(int argc, char **argv)
 {
@@ -368,8 +402,9 @@ static int cbw_run_help(int argc, char **argv)
 		cbw_print_help();
 		return CBW_EXIT_OK;
 	}
-	if (!strcmp(argv[1], cbw_other_cmds[0].name)) {
-		cbw_print_cmd_help(&cbw_other_cmds[0]);
+	cmd = cbw_find_top_cmd(argv[1]);
+	if (cmd && (argc < 3 || cmd != &cbw_backup_cmd)) {
+		cbw_print_cmd_help(cmd);
 		return CBW_EXIT_OK;
 	}
 	g = cbw_find_group(argv[1]);
@@ -406,10 +441,12 @@ static int cbw_main(int argc, char **argv)
 	argc -= optind;
 	argv += optind;
 	g = cbw_find_group(argv[0]);
+	if (g && !strcmp(g->name, "backup"))
+		return cbw_run_backup(g, argc, argv);
 	if (g)
 		return cbw_run_group(g, argc, argv);
-	if (!strcmp(argv[0], cbw_other_cmds[0].name))
-		return cbw_run_cmd(&cbw_other_cmds[0], argc, argv);
+	if (cbw_find_top_cmd(argv[0]))
+		return cbw_run_cmd(cbw_find_top_cmd(argv[0]), argc, argv);
 	if (!strcmp(argv[0], "help"))
 		return cbw_run_help(argc, argv);
 	return cbw_usage_error(NULL, "unknown command '%s'", argv[0]);

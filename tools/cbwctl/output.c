@@ -241,11 +241,20 @@ void cbw_print_field(const char *label, const char *fmt, ...)
 
 static struct {
 	unsigned int depth;
+	bool compact;			/* one line per top-level value */
 	bool has_items[CBW_JSON_MAX_DEPTH];
 } cbw_json;
 
+/* Compact values fit on one line: JSON Lines, for event streams. */
+void cbw_json_set_compact(bool compact)
+{
+	cbw_json.compact = compact;
+}
+
 static void cbw_json_indent(unsigned int depth)
 {
+	if (cbw_json.compact)
+		return;
 	while (depth--)
 		fputs("  ", stdout);
 }
@@ -305,7 +314,8 @@ static void cbw_json_value(const char *key)
 	if (cbw_json.depth) {
 		if (cbw_json.has_items[cbw_json.depth])
 			putchar(',');
-		putchar('\n');
+		if (!cbw_json.compact)
+			putchar('\n');
 		cbw_json.has_items[cbw_json.depth] = true;
 		cbw_json_indent(cbw_json.depth);
 	}
@@ -329,13 +339,16 @@ static void cbw_json_close(char bracket)
 	bool had_items = cbw_json.has_items[cbw_json.depth];
 
 	cbw_json.depth--;
-	if (had_items) {
+	if (had_items && !cbw_json.compact) {
 		putchar('\n');
 		cbw_json_indent(cbw_json.depth);
 	}
 	putchar(bracket);
-	if (!cbw_json.depth)
+	if (!cbw_json.depth) {
 		putchar('\n');
+		if (cbw_json.compact)
+			fflush(stdout);
+	}
 }
 
 void cbw_json_object_begin(const char *key)
