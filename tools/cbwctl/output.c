@@ -321,7 +321,7 @@ static void cbw_json_value(const char *key)
 	}
 	if (key) {
 		cbw_json_quote(key);
-		fputs(": ", stdout);
+		fputs(cbw_json.compact ? ":" : ": ", stdout);
 	}
 }
 
