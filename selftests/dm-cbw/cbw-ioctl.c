@@ -11,6 +11,7 @@
  * -m32, the same checks go through the kernel's compat_ioctl path.
  *
  * Usage: cbw-ioctl [-m MODE] [-d SECONDS] [-j THREADS] CBW [OTHER...]
+ *        cbw-ioctl -m FREEZE_MODE CBW BITMAP
  *
  *   CBW      MAJOR:MINOR of a cbw device without a snapshot and without
  *            dirty bitmaps.  It is written to: its data is not preserved.
@@ -20,6 +21,13 @@
  *            concurrency check; all: both; version: VERSION only; leave:
  *            leave a bitmap on CBW; fresh: CBW must have no bitmaps (a new
  *            device after one was removed with "leave")
+ *   FREEZE_MODE  steps of the freeze_bitmap check, which cbw_ioctl.sh
+ *            drives with table reloads: prep: create BITMAP with known
+ *            bits; busy: BITMAP is held by a loaded, not resumed table
+ *            naming it as freeze_bitmap; frozen: BITMAP is frozen (first
+ *            time), check it and THAW with MERGE; refrozen: BITMAP is
+ *            frozen again, check and THAW without flags; race, race-merge:
+ *            THAW (without flags, with MERGE) while writer threads write
  *   -d SECONDS  length of the concurrency check (default 15)
  *   -j THREADS  control threads of the concurrency check (default 4)
  *
@@ -86,6 +94,9 @@ _Static_assert(sizeof(struct dm_cbw_bitmap_list) == 48, "dm_cbw_bitmap_list");
 _Static_assert(sizeof(struct dm_cbw_extent) == 16, "dm_cbw_extent");
 _Static_assert(sizeof(struct dm_cbw_bitmap_read) == 136, "dm_cbw_bitmap_read");
 _Static_assert(sizeof(struct dm_cbw_snapshot_info) == 120, "dm_cbw_snapshot_info");
+_Static_assert(sizeof(struct dm_cbw_bitmap_mark) == 112, "dm_cbw_bitmap_mark");
+_Static_assert(offsetof(struct dm_cbw_bitmap_info, successor_count) == 40,
+	       "successor_count");
 _Static_assert(offsetof(struct dm_cbw_bitmap_merge, sources) == 16, "sources");
 _Static_assert(offsetof(struct dm_cbw_bitmap_read, next_offset) == 48, "next_offset");
 
@@ -106,11 +117,13 @@ union arg {
 	struct dm_cbw_bitmap_list l;
 	struct dm_cbw_bitmap_read r;
 	struct dm_cbw_snapshot_info s;
+	struct dm_cbw_bitmap_mark k;
 };
 
 enum {
 	C_VERSION, C_ADD, C_REMOVE, C_CLEAR, C_ENABLE, C_DISABLE, C_MERGE,
-	C_QUERY, C_LIST, C_READ, C_SNAP_INFO, C_SNAP_ACCESS, NR_CMDS
+	C_QUERY, C_LIST, C_READ, C_SNAP_INFO, C_SNAP_ACCESS, C_THAW, C_MARK,
+	NR_CMDS
 };
 
 static const struct cmd {
@@ -142,6 +155,10 @@ static const struct cmd {
 			  sizeof(struct dm_cbw_snapshot_info) },
 	[C_SNAP_ACCESS] = { "SNAPSHOT_ACCESS", DM_CBW_IOC_SNAPSHOT_ACCESS,
 			    sizeof(struct dm_cbw_bitmap_read) },
+	[C_THAW] = { "BITMAP_THAW", DM_CBW_IOC_BITMAP_THAW,
+		     sizeof(struct dm_cbw_bitmap_cmd) },
+	[C_MARK] = { "BITMAP_MARK", DM_CBW_IOC_BITMAP_MARK,
+		     sizeof(struct dm_cbw_bitmap_mark) },
 };
 
 static int ctl = -1;			/* the control device */
@@ -341,6 +358,32 @@ static int bm_query(const char *name, struct dm_cbw_bitmap_info *info)
 	return do_ioctl(DM_CBW_IOC_BITMAP_QUERY, info);
 }
 
+static int bm_thaw(const char *name, __u32 flags)
+{
+	struct dm_cbw_bitmap_cmd b;
+
+	bcmd_init(&b, name, 0, flags);
+	return do_ioctl(DM_CBW_IOC_BITMAP_THAW, &b);
+}
+
+static void mark_init(struct dm_cbw_bitmap_mark *k, const char *name,
+		      __u64 offset, __u64 length)
+{
+	memset(k, 0, sizeof(*k));
+	set_hdr(k, sizeof(*k));
+	k->offset = offset;
+	k->length = length;
+	set_name(k->name, name);
+}
+
+static int bm_mark(const char *name, __u64 offset, __u64 length)
+{
+	struct dm_cbw_bitmap_mark k;
+
+	mark_init(&k, name, offset, length);
+	return do_ioctl(DM_CBW_IOC_BITMAP_MARK, &k);
+}
+
 /* Fills @names, @n of them, as the kernel wants them. */
 static void merge_init(struct dm_cbw_bitmap_merge *m, const char *target,
 		       const void *names, __u32 n)
@@ -502,10 +545,15 @@ static void *unmapped_page(void)
 
 /*
  * The bitmaps the generic checks use:
- *   t-gen     enabled, 4 KiB, dirty: CLEAR/ENABLE/DISABLE/QUERY/READ
+ *   t-gen     enabled, 4 KiB, dirty: CLEAR/ENABLE/DISABLE/QUERY/READ/MARK
  *   t-gen-m   disabled, clean: the target of MERGE (source t-gen)
  *   t-gen-rm  exists: REMOVE removes it
- *   t-gen-add does not exist: ADD creates it
+ *   t-gen-add does not exist: ADD creates it; THAW of it gives ENOENT
+ *
+ * THAW needs a frozen bitmap, which only a cbw table with a COW device can
+ * make: here a valid THAW names a missing bitmap (ENOENT), so that every
+ * argument check (EINVAL, EFAULT) is told apart from the lookup; the
+ * frozen modes repeat the checks on a frozen bitmap.
  */
 static void prepare(void)
 {
@@ -627,8 +675,19 @@ static int make_valid(int c, union arg *a)
 		break;
 	case C_SNAP_INFO:
 		break;
+	case C_THAW:
+		set_name(a->b.name, "t-gen-add");
+		break;
+	case C_MARK:
+		/* Dirty already: the count stays. */
+		a->k.offset = MIB;
+		a->k.length = 4096;
+		set_name(a->k.name, "t-gen");
+		break;
 	}
-	return c == C_SNAP_ACCESS ? ENODATA : 0;
+	if (c == C_SNAP_ACCESS)
+		return ENODATA;
+	return c == C_THAW ? ENOENT : 0;
 }
 
 /* Calls @c with the argument at @p (prepared first); refusals change nothing. */
@@ -879,6 +938,35 @@ static const struct field snap_info_fields[] = {
 	{ NULL, 0, 0, 0 }
 };
 
+/* THAW knows DM_CBW_BITMAP_THAW_MERGE only, and takes no granularity. */
+static const struct field thaw_fields[] = {
+	F(struct dm_cbw_bitmap_cmd, flags, 2),
+	F(struct dm_cbw_bitmap_cmd, flags, 3),
+	F(struct dm_cbw_bitmap_cmd, flags, 0x80000000),
+	F(struct dm_cbw_bitmap_cmd, flags, 0xffffffff),
+	F(struct dm_cbw_bitmap_cmd, granularity, 4096),
+	F(struct dm_cbw_bitmap_cmd, granularity, 1),
+	FR(struct dm_cbw_bitmap_cmd, 0, 1),
+	FR(struct dm_cbw_bitmap_cmd, 1, 0x8000000000000000ULL),
+	{ NULL, 0, 0, 0 }
+};
+
+/* MARK: besides flags and reserved fields, ranges it must refuse. */
+static const struct field mark_fields[] = {
+	F(struct dm_cbw_bitmap_mark, flags, 1),
+	F(struct dm_cbw_bitmap_mark, flags, 0x80000000),
+	FR(struct dm_cbw_bitmap_mark, 0, 1),
+	FR(struct dm_cbw_bitmap_mark, 1, 0x8000000000000000ULL),
+	F(struct dm_cbw_bitmap_mark, length, 0),
+	F(struct dm_cbw_bitmap_mark, length, 1),
+	F(struct dm_cbw_bitmap_mark, length, 4000),
+	F(struct dm_cbw_bitmap_mark, offset, 100),
+	F(struct dm_cbw_bitmap_mark, offset, 0xfffffffffffffe00ULL),
+	F(struct dm_cbw_bitmap_mark, offset, 0x8000000000000000ULL),
+	F(struct dm_cbw_bitmap_mark, length, 0xfffffffffffff000ULL),
+	{ NULL, 0, 0, 0 }
+};
+
 static const struct field *const cmd_fields[NR_CMDS] = {
 	[C_VERSION] = version_fields,
 	[C_ADD] = add_fields,
@@ -892,7 +980,21 @@ static const struct field *const cmd_fields[NR_CMDS] = {
 	[C_READ] = read_fields,
 	[C_SNAP_INFO] = snap_info_fields,
 	[C_SNAP_ACCESS] = read_fields,
+	[C_THAW] = thaw_fields,
+	[C_MARK] = mark_fields,
 };
+
+/* Sets the field @f of the argument @a to its value. */
+static void set_field(union arg *a, const struct field *f)
+{
+	if (f->width == 4) {
+		__u32 v = f->val;
+
+		memcpy((char *)a + f->off, &v, 4);
+	} else {
+		memcpy((char *)a + f->off, &f->val, 8);
+	}
+}
 
 static void test_fields(int c)
 {
@@ -901,13 +1003,7 @@ static void test_fields(int c)
 
 	for (f = cmd_fields[c]; f->name; f++) {
 		make_valid(c, &a);
-		if (f->width == 4) {
-			__u32 v = f->val;
-
-			memcpy((char *)&a + f->off, &v, 4);
-		} else {
-			memcpy((char *)&a + f->off, &f->val, 8);
-		}
+		set_field(&a, f);
 		call_at(c, &a, EINVAL, f->name);
 	}
 	if (c == C_ENABLE) {
@@ -950,7 +1046,8 @@ static void test_generic(void)
 static void test_version(void)
 {
 	struct dm_cbw_version v;
-	__u64 want = DM_CBW_FEATURE_BITMAPS | DM_CBW_FEATURE_SNAPSHOT_BITMAP;
+	__u64 want = DM_CBW_FEATURE_BITMAPS | DM_CBW_FEATURE_SNAPSHOT_BITMAP |
+		     DM_CBW_FEATURE_FREEZE;
 	int r;
 
 	memset(&v, 0, sizeof(v));
@@ -960,6 +1057,8 @@ static void test_version(void)
 		diag("interface version %u.%u.%u, features 0x%llx", v.major,
 		     v.minor, v.patch, (unsigned long long)v.features);
 		check(v.major == 1, "major version %u, expected 1", v.major);
+		check(v.minor >= 1, "minor version %u, expected 1 or later (freeze)",
+		      v.minor);
 		check((v.features & want) == want,
 		      "features 0x%llx lack 0x%llx",
 		      (unsigned long long)v.features,
@@ -968,7 +1067,7 @@ static void test_version(void)
 		      !v.dev_minor && !v.reserved,
 		      "VERSION changed its input fields");
 	}
-	report("VERSION works: major 1, bitmap features");
+	report("VERSION works: 1.1 or later, bitmap and freeze features");
 }
 
 static void test_unknown_cmds(void)
@@ -979,11 +1078,11 @@ static void test_unknown_cmds(void)
 	} bad[] = {
 		{ "nr 0", _IOWR(DM_CBW_IOCTL, 0, struct dm_cbw_version) },
 		{ "nr 0x3f", _IOWR(DM_CBW_IOCTL, 0x3f, struct dm_cbw_version) },
-		{ "nr 0x4c (after the last)",
-		  _IOWR(DM_CBW_IOCTL, DM_CBW_SNAPSHOT_ACCESS_CMD + 1,
+		{ "nr 0x4e (after the last)",
+		  _IOWR(DM_CBW_IOCTL, DM_CBW_BITMAP_MARK_CMD + 1,
 			struct dm_cbw_version) },
 		{ "nr 0xff", _IOWR(DM_CBW_IOCTL, 0xff, struct dm_cbw_version) },
-		{ "_IO nr 0x4c", _IO(DM_CBW_IOCTL, DM_CBW_SNAPSHOT_ACCESS_CMD + 1) },
+		{ "_IO nr 0x4e", _IO(DM_CBW_IOCTL, DM_CBW_BITMAP_MARK_CMD + 1) },
 		{ "type 0xfd (dm) nr VERSION",
 		  _IOWR(0xfd, DM_CBW_VERSION_CMD, struct dm_cbw_version) },
 		{ "type 0xca nr VERSION",
@@ -1055,6 +1154,8 @@ static void test_names(void)
 		       "MERGE target %s", desc);
 		expect(bm_merge1("t-name", bad_names[i]), EINVAL,
 		       "MERGE source %s", desc);
+		expect(bm_thaw(bad_names[i], 0), EINVAL, "THAW %s", desc);
+		expect(bm_mark(bad_names[i], 0, 4096), EINVAL, "MARK %s", desc);
 	}
 	check(bm_count() == before + 1, "invalid names created bitmaps");
 	report("names empty or with white space or control characters => EINVAL");
@@ -1084,6 +1185,18 @@ static void test_names(void)
 	memcpy(m.target, long_name, sizeof(m.target));
 	expect(do_ioctl(DM_CBW_IOC_BITMAP_MERGE, &m), EINVAL,
 	       "MERGE unterminated target name");
+	bcmd_init(&b, "", 0, DM_CBW_BITMAP_THAW_MERGE);
+	memcpy(b.name, long_name, sizeof(b.name));
+	expect(do_ioctl(DM_CBW_IOC_BITMAP_THAW, &b), EINVAL,
+	       "THAW unterminated name");
+	{
+		struct dm_cbw_bitmap_mark k;
+
+		mark_init(&k, "", 0, 4096);
+		memcpy(k.name, long_name, sizeof(k.name));
+		expect(do_ioctl(DM_CBW_IOC_BITMAP_MARK, &k), EINVAL,
+		       "MARK unterminated name");
+	}
 	check(bm_count() == before + 1, "unterminated names created bitmaps");
 	report("unterminated names (%d bytes without NUL) => EINVAL",
 	       DM_CBW_NAME_LEN);
@@ -1110,6 +1223,9 @@ static void test_names(void)
 	       "READ 63-character name");
 	expect(bm_merge1(long_name, "t-name"), 0, "MERGE into 63-character name");
 	expect(bm_merge1("t-name", long_name), 0, "MERGE from 63-character name");
+	expect(bm_mark(long_name, 0, 4096), 0, "MARK 63-character name");
+	expect(bm_thaw(long_name, 0), EINVAL,
+	       "THAW 63-character name (not frozen)");
 	expect(bm_remove(long_name), 0, "REMOVE 63-character name");
 	expect(bm_query(long_name, &info), ENOENT,
 	       "QUERY removed 63-character name");
@@ -1148,6 +1264,12 @@ static void expect_enodev(unsigned int maj, unsigned int min, const char *desc)
 		case C_SNAP_ACCESS:
 			a.r.extents = ptr(ext);
 			a.r.nr_extents = ARRAY_SIZE(ext);
+			break;
+		case C_THAW:
+			set_name(a.b.name, "t-nodev");
+			break;
+		case C_MARK:
+			set_name(a.k.name, "t-nodev");
 			break;
 		}
 		a.h.dev_major = maj;
@@ -1207,8 +1329,12 @@ static void test_bitmap_cmds(void)
 		expect(bm_do(cmds[c].req, "t-missing"), ENOENT, "%s t-missing",
 		       cmds[c].name);
 	expect(bm_query("t-missing", &info), ENOENT, "QUERY t-missing");
+	expect(bm_thaw("t-missing", 0), ENOENT, "THAW t-missing");
+	expect(bm_thaw("t-missing", DM_CBW_BITMAP_THAW_MERGE), ENOENT,
+	       "THAW MERGE t-missing");
+	expect(bm_mark("t-missing", 0, 4096), ENOENT, "MARK t-missing");
 	expect(bm_remove("t-dup"), ENOENT, "REMOVE t-dup a second time");
-	report("REMOVE/CLEAR/ENABLE/DISABLE/QUERY of a missing bitmap => ENOENT");
+	report("REMOVE/CLEAR/ENABLE/DISABLE/QUERY/THAW/MARK of a missing bitmap => ENOENT");
 
 	before = bm_count();
 	for (i = 0; i < ARRAY_SIZE(bad_gran); i++)
@@ -1796,6 +1922,119 @@ static void test_snapshot(void)
 	report("SNAPSHOT_ACCESS without a snapshot => ENODATA, with a name => EINVAL");
 }
 
+static void test_mark(void)
+{
+	static const struct {
+		__u64 off, len;
+	} bad[] = {
+		{ 100, 4096 }, { 0, 4000 }, { 511, 1 }, { 0, 0 }, { 4096, 0 },
+		{ 0, 512 + 256 }, { 1ULL << 40, 0 },
+		/* Beyond the device; dev_size is added to the offset. */
+		{ 0, 512 }, { 512, 512 }, { 1ULL << 30, 4096 },
+		/* Running past the end; offset dev_size - 4096. */
+		{ 0, 8192 },
+		/* Overflowing. */
+		{ 0xfffffffffffffe00ULL, 512 }, { 0xfffffffffffffe00ULL, 1024 },
+		{ 512, 0xfffffffffffffe00ULL }, { 1ULL << 63, 1ULL << 63 },
+		{ 0, 0xfffffffffffffe00ULL },
+	};
+	struct dm_cbw_extent want[3] = {
+		{ 0, 4096 }, { 2 * 4096, 2 * 4096 }, { dev_size - 4096, 4096 },
+	};
+	__u64 off;
+	unsigned int i;
+
+	expect(bm_add("t-mark", 4096, DM_CBW_BITMAP_ADD_DISABLED), 0,
+	       "ADD t-mark disabled");
+	expect(bm_add("t-mark64", 65536, DM_CBW_BITMAP_ADD_DISABLED), 0,
+	       "ADD t-mark64 disabled");
+	expect(bm_add("t-other", 4096, 0), 0, "ADD t-other");
+	expect(bm_mark("t-mark", 512, 512), 0, "MARK one sector");
+	expect_info("t-mark", 4096, 0, "one sector marked");
+	expect(bm_mark("t-mark", 3 * 4096 - 512, 1024), 0,
+	       "MARK across a granule boundary");
+	expect_info("t-mark", 3 * 4096, 0, "a range across a boundary marked");
+	expect(bm_mark("t-mark", 0, 4096), 0, "MARK a dirty granule");
+	expect_info("t-mark", 3 * 4096, 0, "a dirty granule marked again");
+	expect(bm_mark("t-mark", dev_size - 512, 512), 0,
+	       "MARK the last sector");
+	expect_info("t-mark", 4 * 4096, 0, "the last sector marked");
+	expect_walk("t-mark", 0, dev_size, NR_EXT, want, ARRAY_SIZE(want));
+	expect(bm_mark("t-mark64", 65536 - 512, 1024), 0,
+	       "MARK 1 KiB across a 64 KiB boundary");
+	expect_info("t-mark64", 2 * 65536, 0, "1 KiB across 64 KiB granules");
+	expect_info("t-other", 0, DM_CBW_BITMAP_RECORDING,
+		    "another bitmap, after MARKs");
+	report("MARK marks every granule the range touches, in a disabled bitmap too, and no other bitmap");
+
+	expect(bm_mark("t-mark", 0, dev_size), 0, "MARK the whole device");
+	expect_info("t-mark", dev_size, 0, "the whole device marked");
+	expect(bm_do(DM_CBW_IOC_BITMAP_ENABLE, "t-mark"), 0, "ENABLE t-mark");
+	expect(bm_do(DM_CBW_IOC_BITMAP_CLEAR, "t-mark"), 0, "CLEAR t-mark");
+	expect(bm_mark("t-mark", 4 * MIB, 4096), 0, "MARK a recording bitmap");
+	expect_info("t-mark", 4096, DM_CBW_BITMAP_RECORDING,
+		    "a recording bitmap marked");
+	expect(bm_add("t-markhuge", DM_CBW_MAX_GRANULARITY,
+		      DM_CBW_BITMAP_ADD_DISABLED), 0, "ADD granularity 2 GiB");
+	expect(bm_mark("t-markhuge", dev_size - 512, 512), 0,
+	       "MARK 2 GiB granule");
+	expect_info("t-markhuge", dev_size, 0,
+		    "a granule larger than the device marked");
+	expect(bm_remove("t-markhuge"), 0, "REMOVE t-markhuge");
+	report("MARK of the whole device, of a recording bitmap and of a granule larger than the device");
+
+	for (i = 0; i < ARRAY_SIZE(bad); i++) {
+		off = bad[i].off;
+		if (i >= 7 && i <= 9)
+			off += dev_size;
+		else if (i == 10)
+			off += dev_size - 4096;
+		expect(bm_mark("t-mark", off, bad[i].len), EINVAL,
+		       "MARK offset %llu length %llu",
+		       (unsigned long long)off,
+		       (unsigned long long)bad[i].len);
+	}
+	expect_info("t-mark", 4096, DM_CBW_BITMAP_RECORDING,
+		    "after refused MARKs");
+	expect_info("t-mark64", 2 * 65536, 0, "after refused MARKs of t-mark");
+	report("MARK: unaligned, empty, beyond the device or overflowing ranges => EINVAL, nothing marked");
+
+	expect(bm_remove("t-mark"), 0, "REMOVE t-mark");
+	expect(bm_remove("t-mark64"), 0, "REMOVE t-mark64");
+	expect(bm_remove("t-other"), 0, "REMOVE t-other");
+}
+
+static void test_thaw_not_frozen(void)
+{
+	struct dm_cbw_bitmap_info info;
+	int r;
+
+	expect(bm_add("t-thaw", 4096, 0), 0, "ADD t-thaw");
+	expect(bm_add("t-thaw-d", 4096, DM_CBW_BITMAP_ADD_DISABLED), 0,
+	       "ADD t-thaw-d");
+	write_or_bail(5 * MIB, 4096);
+	expect(bm_mark("t-thaw-d", 6 * MIB, 8192), 0, "MARK t-thaw-d");
+	expect(bm_thaw("t-thaw", 0), EINVAL, "THAW an enabled bitmap");
+	expect(bm_thaw("t-thaw", DM_CBW_BITMAP_THAW_MERGE), EINVAL,
+	       "THAW MERGE an enabled bitmap");
+	expect(bm_thaw("t-thaw-d", 0), EINVAL, "THAW a disabled bitmap");
+	expect(bm_thaw("t-thaw-d", DM_CBW_BITMAP_THAW_MERGE), EINVAL,
+	       "THAW MERGE a disabled bitmap");
+	expect_info("t-thaw", 4096, DM_CBW_BITMAP_RECORDING,
+		    "after refused THAWs");
+	expect_info("t-thaw-d", 8192, 0, "after refused THAWs");
+	r = bm_query("t-thaw", &info);
+	if (expect(r, 0, "QUERY t-thaw"))
+		check(!info.successor_count, "successor_count %llu without a freeze",
+		      (unsigned long long)info.successor_count);
+	write_or_bail(5 * MIB + 4096, 4096);
+	expect_info("t-thaw", 8192, DM_CBW_BITMAP_RECORDING,
+		    "written after refused THAWs");
+	expect(bm_remove("t-thaw"), 0, "REMOVE t-thaw");
+	expect(bm_remove("t-thaw-d"), 0, "REMOVE t-thaw-d");
+	report("THAW of a bitmap that is not frozen => EINVAL, nothing changed");
+}
+
 /* A process without CAP_SYS_ADMIN holding an open control device. */
 static void test_unprivileged(void)
 {
@@ -1868,6 +2107,8 @@ static void run_basic(void)
 	test_merge();
 	test_list();
 	test_read();
+	test_mark();
+	test_thaw_not_frozen();
 	test_snapshot();
 	test_unprivileged();
 	remove_all(false);
@@ -1892,19 +2133,19 @@ static const struct {
 
 enum {
 	S_ADD, S_REMOVE, S_CLEAR, S_ENABLE, S_DISABLE, S_QUERY, S_LIST,
-	S_MERGE, S_READ, S_INFO, S_WRITE, NR_SOPS
+	S_MERGE, S_READ, S_INFO, S_MARK, S_THAW, S_WRITE, NR_SOPS
 };
 
 static const char *const sop_name[NR_SOPS] = {
 	"BITMAP_ADD", "BITMAP_REMOVE", "BITMAP_CLEAR", "BITMAP_ENABLE",
 	"BITMAP_DISABLE", "BITMAP_QUERY", "BITMAP_LIST", "BITMAP_MERGE",
-	"BITMAP_READ", "SNAPSHOT_INFO", "write",
+	"BITMAP_READ", "SNAPSHOT_INFO", "BITMAP_MARK", "BITMAP_THAW", "write",
 };
 
 static const char *const sop_allowed[NR_SOPS] = {
 	"0/EEXIST", "0/ENOENT/EBUSY", "0/ENOENT/EBUSY", "0/ENOENT/EBUSY",
 	"0/ENOENT/EBUSY", "0/ENOENT", "0", "0/ENOENT/EBUSY", "0/ENOENT", "0",
-	"complete writes",
+	"0/ENOENT", "EINVAL/ENOENT (nothing is frozen)", "complete writes",
 };
 
 static atomic_bool s_stop;
@@ -1940,6 +2181,7 @@ static void check_info(int op, const struct dm_cbw_bitmap_info *info, int i)
 {
 	if (info->granularity != snames[i].gran || info->count > dev_size ||
 	    info->count % 512 || info->status & ~KNOWN_STATUS ||
+	    info->successor_count ||
 	    strncmp(info->name, snames[i].name, DM_CBW_NAME_LEN))
 		sbad(op, "%s: granularity %llu count %llu status %u name %.64s",
 		     snames[i].name, (unsigned long long)info->granularity,
@@ -1984,17 +2226,23 @@ static void check_extents(int i, __u64 off, __u64 len, __u32 cap,
 #define OK_ENOENT	(1U << 0)
 #define OK_EBUSY	(1U << 1)
 #define OK_EEXIST	(1U << 2)
+#define OK_EINVAL	(1U << 3)
+#define OK_SUCCESS	(1U << 4)
 
-/* Counts a result: 0, or an errno that @ok allows. */
+/* Counts a result: 0 or an errno, each if @ok allows it. */
 static void count_result(int op, int r, unsigned int ok)
 {
 	atomic_fetch_add(&s_calls[op], 1);
-	if (!r)
+	if (!r) {
 		atomic_fetch_add(&s_ok[op], 1);
-	else if (!((r == ENOENT && (ok & OK_ENOENT)) ||
-		   (r == EBUSY && (ok & OK_EBUSY)) ||
-		   (r == EEXIST && (ok & OK_EEXIST))))
+		if (!(ok & OK_SUCCESS))
+			sbad(op, "success");
+	} else if (!((r == ENOENT && (ok & OK_ENOENT)) ||
+		     (r == EBUSY && (ok & OK_EBUSY)) ||
+		     (r == EEXIST && (ok & OK_EEXIST)) ||
+		     (r == EINVAL && (ok & OK_EINVAL)))) {
 		sbad(op, "%s", ename(r));
+	}
 }
 
 static void *stress_ctl(void *arg)
@@ -2023,25 +2271,25 @@ static void *stress_ctl(void *arg)
 			r = bm_add(snames[i].name, snames[i].gran,
 				   rand_r(&seed) % 2 ?
 				   DM_CBW_BITMAP_ADD_DISABLED : 0);
-			count_result(op, r, OK_EEXIST);
+			count_result(op, r, OK_EEXIST | OK_SUCCESS);
 			break;
 		case S_REMOVE:
 		case S_CLEAR:
 		case S_ENABLE:
 		case S_DISABLE:
 			r = bm_do(simple[op - S_REMOVE], snames[i].name);
-			count_result(op, r, OK_ENOENT | OK_EBUSY);
+			count_result(op, r, OK_ENOENT | OK_EBUSY | OK_SUCCESS);
 			break;
 		case S_QUERY:
 			r = bm_query(snames[i].name, &info);
-			count_result(op, r, OK_ENOENT);
+			count_result(op, r, OK_ENOENT | OK_SUCCESS);
 			if (!r)
 				check_info(op, &info, i);
 			break;
 		case S_LIST:
 			list_init(&l, ent, NR_ENT);
 			r = do_ioctl(DM_CBW_IOC_BITMAP_LIST, &l);
-			count_result(op, r, 0);
+			count_result(op, r, OK_SUCCESS);
 			if (r)
 				break;
 			if (l.nr_entries > NR_SNAMES)
@@ -2066,7 +2314,7 @@ static void *stress_ctl(void *arg)
 					 snames[rand_r(&seed) % NR_SNAMES].name);
 			merge_init(&m, snames[i].name, names, nr);
 			r = do_ioctl(DM_CBW_IOC_BITMAP_MERGE, &m);
-			count_result(op, r, OK_ENOENT | OK_EBUSY);
+			count_result(op, r, OK_ENOENT | OK_EBUSY | OK_SUCCESS);
 			break;
 		case S_READ:
 			off = (__u64)(rand_r(&seed) % (dev_size / 512)) * 512;
@@ -2078,7 +2326,7 @@ static void *stress_ctl(void *arg)
 			cap = 1 + rand_r(&seed) % NR_EXT;
 			r = bm_read(snames[i].name, off, len, ext, cap, &nr,
 				    &next);
-			count_result(op, r, OK_ENOENT);
+			count_result(op, r, OK_ENOENT | OK_SUCCESS);
 			if (!r)
 				check_extents(i, off, len, cap, ext, nr, next);
 			break;
@@ -2086,9 +2334,23 @@ static void *stress_ctl(void *arg)
 			memset(&si, 0, sizeof(si));
 			set_hdr(&si, sizeof(si));
 			r = do_ioctl(DM_CBW_IOC_SNAPSHOT_INFO, &si);
-			count_result(op, r, 0);
+			count_result(op, r, OK_SUCCESS);
 			if (!r && si.state != DM_CBW_SNAPSHOT_NONE)
 				sbad(op, "state %u", si.state);
+			break;
+		case S_MARK:
+			off = (__u64)(rand_r(&seed) % (dev_size / 512)) * 512;
+			len = (__u64)(1 + rand_r(&seed) %
+				      ((dev_size - off) / 512)) * 512;
+			if (rand_r(&seed) % 2 && len > 128 * 1024)
+				len = 128 * 1024;
+			r = bm_mark(snames[i].name, off, len);
+			count_result(op, r, OK_ENOENT | OK_SUCCESS);
+			break;
+		case S_THAW:
+			r = bm_thaw(snames[i].name, rand_r(&seed) % 2 ?
+				    DM_CBW_BITMAP_THAW_MERGE : 0);
+			count_result(op, r, OK_ENOENT | OK_EINVAL);
 			break;
 		}
 	}
@@ -2114,7 +2376,7 @@ static void *stress_write(void *arg)
 		off = (__u64)(rand_r(&seed) % ((dev_size - len) / 4096 + 1)) *
 		      4096;
 		r = dev_write(buf, off, len);
-		count_result(S_WRITE, r, 0);
+		count_result(S_WRITE, r, OK_SUCCESS);
 	}
 	free(buf);
 	return NULL;
@@ -2192,6 +2454,504 @@ static void run_stress(unsigned int seconds, unsigned int threads)
 }
 
 /* ------------------------------------------------------------------ */
+/* Freeze: a bitmap named by freeze_bitmap in a table of cbw_ioctl.sh   */
+/* ------------------------------------------------------------------ */
+
+/*
+ * The frozen bitmap has 4 KiB granules; sets of granules of the cbw
+ * device (one byte each) say which bits a bitmap must have.
+ */
+#define FZ_GRAN		4096
+#define FZ_OTHER	"fz-other"
+#define FZ_FROZEN	(DM_CBW_BITMAP_FROZEN | DM_CBW_BITMAP_BUSY | \
+			 DM_CBW_BITMAP_RECORDING)
+
+static const char *fz_name;
+
+static unsigned char *gset_new(void)
+{
+	unsigned char *g = calloc(dev_size / FZ_GRAN, 1);
+
+	if (!g)
+		bail("out of memory");
+	return g;
+}
+
+static void gset_mark(unsigned char *g, __u64 off, __u64 len)
+{
+	__u64 i;
+
+	for (i = off / FZ_GRAN; i < (off + len + FZ_GRAN - 1) / FZ_GRAN; i++)
+		__atomic_store_n(&g[i], 1, __ATOMIC_RELAXED);
+}
+
+static __u64 gset_bytes(const unsigned char *g)
+{
+	__u64 i, n = 0;
+
+	for (i = 0; i < dev_size / FZ_GRAN; i++)
+		n += g[i];
+	return n * FZ_GRAN;
+}
+
+/* Reads the bits of @name into @g; 0 or an errno. */
+static int gset_read(const char *name, unsigned char *g)
+{
+	struct dm_cbw_extent ext[NR_EXT];
+	__u64 pos = 0, next;
+	__u32 nr, k;
+	int r;
+
+	memset(g, 0, dev_size / FZ_GRAN);
+	while (pos < dev_size) {
+		r = bm_read(name, pos, dev_size - pos, ext, NR_EXT, &nr, &next);
+		if (r)
+			return r;
+		for (k = 0; k < nr && k < NR_EXT; k++)
+			gset_mark(g, ext[k].offset, ext[k].length);
+		if (next <= pos)
+			return EIO;
+		pos = next;
+	}
+	return 0;
+}
+
+/*
+ * READ of @name must give every bit of @want and no other bit, except
+ * bits of @also (if not NULL).
+ */
+static void gset_expect(const char *name, const unsigned char *want,
+			const unsigned char *also, const char *what)
+{
+	unsigned char *got = gset_new();
+	__u64 i, missing = 0, extra = 0, first_missing = 0, first_extra = 0;
+	int r = gset_read(name, got);
+
+	if (expect(r, 0, "READ %s (%s)", name, what)) {
+		for (i = 0; i < dev_size / FZ_GRAN; i++) {
+			if (want[i] && !got[i] && !missing++)
+				first_missing = i * FZ_GRAN;
+			if (got[i] && !want[i] && !(also && also[i]) &&
+			    !extra++)
+				first_extra = i * FZ_GRAN;
+		}
+		check(!missing && !extra,
+		      "%s: %s lacks %llu granules (first at %llu) and has %llu unexpected ones (first at %llu)",
+		      what, name, (unsigned long long)missing,
+		      (unsigned long long)first_missing,
+		      (unsigned long long)extra,
+		      (unsigned long long)first_extra);
+	}
+	free(got);
+}
+
+/* QUERY of @name must show @status, @count and @succ. */
+static void expect_fz_info(const char *name, __u32 status, __u64 count,
+			   __u64 succ, const char *what)
+{
+	struct dm_cbw_bitmap_info info;
+	int r = bm_query(name, &info);
+
+	if (!expect(r, 0, "QUERY %s (%s)", name, what))
+		return;
+	check(info.status == status && info.count == count &&
+	      info.successor_count == succ && info.granularity == FZ_GRAN,
+	      "%s: %s has status 0x%x count %llu successor_count %llu granularity %llu, expected status 0x%x count %llu successor_count %llu",
+	      what, name, info.status, (unsigned long long)info.count,
+	      (unsigned long long)info.successor_count,
+	      (unsigned long long)info.granularity, status,
+	      (unsigned long long)count, (unsigned long long)succ);
+}
+
+/* LIST must describe @name as QUERY does. */
+static void expect_fz_listed(const char *name)
+{
+	struct dm_cbw_bitmap_info q, ent[NR_ENT];
+	struct dm_cbw_bitmap_list l;
+	unsigned int k, found = 0;
+	int r;
+
+	list_init(&l, ent, NR_ENT);
+	r = do_ioctl(DM_CBW_IOC_BITMAP_LIST, &l);
+	if (!expect(r, 0, "LIST") || !expect(bm_query(name, &q), 0, "QUERY"))
+		return;
+	for (k = 0; k < l.nr_entries && k < NR_ENT; k++) {
+		if (strncmp(ent[k].name, name, DM_CBW_NAME_LEN))
+			continue;
+		found++;
+		check(ent[k].status == q.status && ent[k].count == q.count &&
+		      ent[k].successor_count == q.successor_count &&
+		      !ent[k].reserved && !ent[k].reserved0,
+		      "LIST entry of %s: status 0x%x count %llu successor_count %llu, QUERY: 0x%x %llu %llu",
+		      name, ent[k].status, (unsigned long long)ent[k].count,
+		      (unsigned long long)ent[k].successor_count, q.status,
+		      (unsigned long long)q.count,
+		      (unsigned long long)q.successor_count);
+	}
+	check(found == 1, "LIST shows %s %u times", name, found);
+}
+
+/* The bitmap is held by a loaded table that is not resumed yet. */
+static void run_busy(void)
+{
+	struct dm_cbw_bitmap_info before;
+	int c, r;
+
+	r = bm_query(fz_name, &before);
+	if (!expect(r, 0, "QUERY %s", fz_name)) {
+		report("a bitmap held by a loaded table: busy, not frozen");
+		return;
+	}
+	check(before.status ==
+	      (DM_CBW_BITMAP_BUSY | DM_CBW_BITMAP_RECORDING) &&
+	      !before.successor_count,
+	      "%s: status 0x%x successor_count %llu, expected BUSY|RECORDING and 0",
+	      fz_name, before.status,
+	      (unsigned long long)before.successor_count);
+	report("a bitmap held by a loaded table: busy, not frozen");
+
+	expect(bm_mark(fz_name, 0, 4096), EBUSY, "MARK a busy bitmap");
+	expect(bm_mark(fz_name, 8 * MIB, 512), EBUSY, "MARK a busy bitmap");
+	expect(bm_thaw(fz_name, 0), EINVAL, "THAW a busy bitmap");
+	expect(bm_thaw(fz_name, DM_CBW_BITMAP_THAW_MERGE), EINVAL,
+	       "THAW MERGE a busy bitmap");
+	for (c = C_REMOVE; c <= C_DISABLE; c++)
+		expect(bm_do(cmds[c].req, fz_name), EBUSY, "%s a busy bitmap",
+		       cmds[c].name);
+	expect_fz_info(fz_name, before.status, before.count, 0,
+		       "after refused calls");
+	report("a busy bitmap that is not frozen: MARK => EBUSY, THAW => EINVAL, nothing changed");
+}
+
+/* Creates the bitmap to freeze, with the bits of fz_prep_bits(). */
+static void fz_prep_bits(unsigned char *g)
+{
+	gset_mark(g, 0, 4096);
+	gset_mark(g, MIB, 8192);
+}
+
+static void run_prep(void)
+{
+	unsigned char *g = gset_new();
+
+	remove_all(true);
+	expect(bm_add(fz_name, FZ_GRAN, 0), 0, "ADD %s", fz_name);
+	write_or_bail(0, 4096);
+	write_or_bail(MIB, 8192);
+	fz_prep_bits(g);
+	expect_fz_info(fz_name, DM_CBW_BITMAP_RECORDING, gset_bytes(g), 0,
+		       "prepared");
+	gset_expect(fz_name, g, NULL, "prepared");
+	free(g);
+	report("%s is prepared for the freeze", fz_name);
+}
+
+/* Every argument check of THAW, on the frozen bitmap: nothing changes. */
+static void test_thaw_refused(const struct dm_cbw_bitmap_info *before)
+{
+	static const size_t sizes[] = { 0, 8, sizeof(struct dm_cbw_bitmap_cmd) - 1,
+					sizeof(struct dm_cbw_bitmap_cmd) - 8 };
+	const size_t size = sizeof(struct dm_cbw_bitmap_cmd);
+	const struct field *f;
+	struct {
+		union arg a;
+		char tail[64];
+	} __aligned(8) g;
+	unsigned int i;
+	char *p;
+
+	for (f = thaw_fields; f->name; f++) {
+		bcmd_init(&g.a.b, fz_name, 0, DM_CBW_BITMAP_THAW_MERGE);
+		set_field(&g.a, f);
+		expect(do_ioctl(DM_CBW_IOC_BITMAP_THAW, &g.a), EINVAL,
+		       "THAW of the frozen bitmap, %s", f->name);
+	}
+	for (i = 0; i < ARRAY_SIZE(sizes); i++) {
+		bcmd_init(&g.a.b, fz_name, 0, 0);
+		g.a.h.size = sizes[i];
+		expect(do_ioctl(DM_CBW_IOC_BITMAP_THAW, &g.a), EINVAL,
+		       "THAW of the frozen bitmap, size %zu", sizes[i]);
+	}
+	memset(&g, 0, sizeof(g));
+	bcmd_init(&g.a.b, fz_name, 0, 0);
+	g.a.h.size = size + 8;
+	((char *)&g)[size + 7] = 1;
+	expect(do_ioctl(DM_CBW_IOC_BITMAP_THAW, &g), EINVAL,
+	       "THAW of the frozen bitmap, size sizeof+8, nonzero tail");
+	bcmd_init(&g.a.b, fz_name, 0, 0);
+	g.a.h.size = 1 << 20;
+	expect(do_ioctl(DM_CBW_IOC_BITMAP_THAW, &g), EINVAL,
+	       "THAW of the frozen bitmap, size 1 MiB");
+	expect(do_ioctl(DM_CBW_IOC_BITMAP_THAW, NULL), EFAULT, "THAW NULL");
+	expect(do_ioctl(DM_CBW_IOC_BITMAP_THAW, unmapped_page()), EFAULT,
+	       "THAW argument unmapped");
+	bcmd_init(&g.a.b, fz_name, 0, 0);
+	p = edge + page_size - size + 8;
+	memcpy(p, &g.a, size - 8);
+	expect(do_ioctl(DM_CBW_IOC_BITMAP_THAW, p), EFAULT,
+	       "THAW argument running into an inaccessible page");
+	bcmd_init(&g.a.b, fz_name, 0, 0);
+	g.a.h.dev_major = 0;
+	g.a.h.dev_minor = 0;
+	expect(do_ioctl(DM_CBW_IOC_BITMAP_THAW, &g.a), ENODEV,
+	       "THAW on device 0:0");
+	bcmd_init(&g.a.b, fz_name, 0, 0);
+	g.a.h.dev_minor = 0xffffffff;
+	expect(do_ioctl(DM_CBW_IOC_BITMAP_THAW, &g.a), ENODEV,
+	       "THAW on minor 0xffffffff");
+	bcmd_init(&g.a.b, "bad name", 0, 0);
+	expect(do_ioctl(DM_CBW_IOC_BITMAP_THAW, &g.a), EINVAL,
+	       "THAW of \"bad name\"");
+	expect_fz_info(fz_name, before->status, before->count,
+		       before->successor_count, "after refused THAWs");
+}
+
+/*
+ * Checks of a frozen bitmap whose frozen bits are @frozen; the program's
+ * own writes and marks go to @succ.  The caller thaws.
+ */
+static void check_frozen(const unsigned char *frozen, unsigned char *succ)
+{
+	struct dm_cbw_bitmap_info before;
+	unsigned char *g = gset_new();
+	__u64 count = gset_bytes(frozen);
+	char names[2][DM_CBW_NAME_LEN];
+	struct dm_cbw_bitmap_merge m;
+	int c;
+
+	expect_fz_info(fz_name, FZ_FROZEN, count, 0, "frozen");
+	expect_fz_listed(fz_name);
+	gset_expect(fz_name, frozen, NULL, "frozen");
+	report("frozen: QUERY and LIST show FROZEN|BUSY|RECORDING, the frozen count, successor_count 0; READ the frozen bits");
+
+	write_or_bail(2 * MIB, 4096);
+	gset_mark(succ, 2 * MIB, 4096);
+	write_or_bail(3 * MIB + 4096, 8192);
+	gset_mark(succ, 3 * MIB + 4096, 8192);
+	/* Over a frozen bit. */
+	write_or_bail(MIB, 4096);
+	gset_mark(succ, MIB, 4096);
+	expect_fz_info(fz_name, FZ_FROZEN, count, gset_bytes(succ),
+		       "frozen, written");
+	gset_expect(fz_name, frozen, NULL, "frozen, written");
+	report("frozen: writes grow successor_count only; READ still gives the frozen bits");
+
+	expect(bm_mark(fz_name, 4 * MIB + 512, 1024), 0, "MARK frozen");
+	gset_mark(succ, 4 * MIB + 512, 1024);
+	expect(bm_mark(fz_name, 5 * MIB - 512, 1024), 0,
+	       "MARK frozen, across a granule boundary");
+	gset_mark(succ, 5 * MIB - 512, 1024);
+	expect(bm_mark(fz_name, dev_size - 512, 512), 0,
+	       "MARK frozen, last sector");
+	gset_mark(succ, dev_size - 512, 512);
+	expect(bm_mark(fz_name, 100, 512), EINVAL, "MARK frozen, offset 100");
+	expect(bm_mark(fz_name, 0, 0), EINVAL, "MARK frozen, length 0");
+	expect(bm_mark(fz_name, dev_size, 512), EINVAL,
+	       "MARK frozen, beyond the device");
+	expect(bm_mark(fz_name, 0xfffffffffffffe00ULL, 1024), EINVAL,
+	       "MARK frozen, overflowing");
+	expect_fz_info(fz_name, FZ_FROZEN, count, gset_bytes(succ),
+		       "frozen, marked");
+	gset_expect(fz_name, frozen, NULL, "frozen, marked");
+	report("frozen: MARK goes to the successor (every granule touched); bad ranges => EINVAL");
+
+	expect(bm_add(FZ_OTHER, FZ_GRAN, DM_CBW_BITMAP_ADD_DISABLED), 0,
+	       "ADD " FZ_OTHER);
+	expect(bm_mark(FZ_OTHER, 6 * MIB, 4096), 0, "MARK " FZ_OTHER);
+	if (bm_query(fz_name, &before))
+		memset(&before, 0, sizeof(before));
+	for (c = C_REMOVE; c <= C_DISABLE; c++)
+		expect(bm_do(cmds[c].req, fz_name), EBUSY, "%s frozen",
+		       cmds[c].name);
+	expect(bm_merge1(fz_name, FZ_OTHER), EBUSY, "MERGE into frozen");
+	set_name(names[0], FZ_OTHER);
+	set_name(names[1], fz_name);
+	merge_init(&m, fz_name, names, 2);
+	expect(do_ioctl(DM_CBW_IOC_BITMAP_MERGE, &m), EBUSY,
+	       "MERGE frozen and another into frozen");
+	expect(bm_add(fz_name, FZ_GRAN, 0), EEXIST, "ADD frozen again");
+	test_thaw_refused(&before);
+	expect_fz_info(fz_name, FZ_FROZEN, count, gset_bytes(succ),
+		       "after refused calls");
+	gset_expect(fz_name, frozen, NULL, "after refused calls");
+	report("frozen: REMOVE/CLEAR/ENABLE/DISABLE/MERGE into => EBUSY, ADD => EEXIST, bad THAW arguments refused; nothing changed");
+
+	/* A frozen source gives its frozen bits. */
+	expect(bm_merge1(FZ_OTHER, fz_name), 0, "MERGE from frozen");
+	memcpy(g, frozen, dev_size / FZ_GRAN);
+	gset_mark(g, 6 * MIB, 4096);
+	gset_expect(FZ_OTHER, g, NULL, "merged from the frozen bitmap");
+	expect(bm_remove(FZ_OTHER), 0, "REMOVE " FZ_OTHER);
+	report("frozen: MERGE from the frozen bitmap gives its frozen bits");
+	free(g);
+}
+
+/* After a THAW: no freeze left, recording again, exactly @want. */
+static void check_thawed(const unsigned char *want, const char *what)
+{
+	expect_fz_info(fz_name, DM_CBW_BITMAP_RECORDING, gset_bytes(want), 0,
+		       what);
+	expect_fz_listed(fz_name);
+	gset_expect(fz_name, want, NULL, what);
+	expect(bm_thaw(fz_name, 0), EINVAL, "THAW again");
+	expect(bm_thaw(fz_name, DM_CBW_BITMAP_THAW_MERGE), EINVAL,
+	       "THAW MERGE again");
+	expect_fz_info(fz_name, DM_CBW_BITMAP_RECORDING, gset_bytes(want), 0,
+		       "after a second THAW");
+}
+
+/* After the THAW, writes and marks go to the bitmap itself. */
+static void check_after_thaw(unsigned char *want)
+{
+	expect(bm_mark(fz_name, 7 * MIB, 512), 0, "MARK after the THAW");
+	gset_mark(want, 7 * MIB, 512);
+	write_or_bail(8 * MIB, 4096);
+	gset_mark(want, 8 * MIB, 4096);
+	expect_fz_info(fz_name, DM_CBW_BITMAP_RECORDING, gset_bytes(want), 0,
+		       "thawed, marked and written");
+	gset_expect(fz_name, want, NULL, "thawed, marked and written");
+}
+
+/* First freeze: THAW with MERGE keeps the frozen bits, adds the successor's. */
+static void run_frozen(void)
+{
+	unsigned char *frozen = gset_new(), *succ = gset_new();
+	__u64 i;
+
+	fz_prep_bits(frozen);
+	check_frozen(frozen, succ);
+	expect(bm_thaw(fz_name, DM_CBW_BITMAP_THAW_MERGE), 0, "THAW MERGE");
+	for (i = 0; i < dev_size / FZ_GRAN; i++)
+		succ[i] |= frozen[i];
+	check_thawed(succ, "thawed with MERGE");
+	check_after_thaw(succ);
+	report("THAW with MERGE: the frozen bits and the successor's, recording again; a second THAW => EINVAL");
+	free(frozen);
+	free(succ);
+}
+
+/* A further freeze: THAW without flags leaves the successor's bits. */
+static void run_refrozen(void)
+{
+	unsigned char *frozen = gset_new(), *succ = gset_new();
+	int r;
+
+	r = gset_read(fz_name, frozen);
+	expect(r, 0, "READ the frozen bits of %s", fz_name);
+	check(gset_bytes(frozen), "%s has no frozen bits", fz_name);
+	check_frozen(frozen, succ);
+	expect(bm_thaw(fz_name, 0), 0, "THAW");
+	check_thawed(succ, "thawed without flags");
+	check_after_thaw(succ);
+	report("THAW without flags: only the successor's bits, recording again; a second THAW => EINVAL");
+	free(frozen);
+	free(succ);
+}
+
+static atomic_bool r_stop;
+static atomic_ulong r_writes, r_errors;
+static unsigned char *r_written;
+
+/* Writes 4 KiB-aligned ranges; their granules must end up in the bitmap. */
+static void *race_write(void *arg)
+{
+	unsigned int seed = (unsigned int)(uintptr_t)arg * 69069u ^
+			    (unsigned int)time(NULL);
+	size_t max = 64 * 1024, len;
+	__u64 off;
+	void *buf;
+
+	if (posix_memalign(&buf, 4096, max)) {
+		atomic_fetch_add(&r_errors, 1);
+		return NULL;
+	}
+	memset(buf, 0x3c, max);
+	while (!atomic_load(&r_stop)) {
+		len = 4096 * (1 + rand_r(&seed) % (max / 4096));
+		off = (__u64)(rand_r(&seed) % ((dev_size - len) / 4096 + 1)) *
+		      4096;
+		if (dev_write(buf, off, len)) {
+			atomic_fetch_add(&r_errors, 1);
+			continue;
+		}
+		gset_mark(r_written, off, len);
+		atomic_fetch_add(&r_writes, 1);
+	}
+	free(buf);
+	return NULL;
+}
+
+/*
+ * THAW (with MERGE if @merge) while writer threads write: every granule
+ * written while frozen or after the THAW is set afterwards.
+ */
+static void run_race(bool merge)
+{
+	struct timespec ts = { .tv_nsec = 100 * 1000 * 1000 };
+	unsigned char *frozen = gset_new(), *all = gset_new();
+	struct dm_cbw_bitmap_info info;
+	unsigned long frozen_writes;
+	__u64 count, last = 0, i;
+	pthread_t tid[4];
+	unsigned int k;
+	int r;
+
+	r_written = gset_new();
+	expect(gset_read(fz_name, frozen), 0, "READ the frozen bits");
+	count = gset_bytes(frozen);
+	expect_fz_info(fz_name, FZ_FROZEN, count, 0, "frozen, before the writers");
+	for (k = 0; k < ARRAY_SIZE(tid); k++)
+		if (pthread_create(&tid[k], NULL, race_write,
+				   (void *)(uintptr_t)(k + 1)))
+			bail("pthread_create: %s", strerror(errno));
+	for (k = 0; k < 8; k++) {
+		nanosleep(&ts, NULL);
+		r = bm_query(fz_name, &info);
+		if (!expect(r, 0, "QUERY while writing"))
+			break;
+		check(info.status == FZ_FROZEN && info.count == count &&
+		      info.successor_count >= last &&
+		      info.successor_count <= dev_size,
+		      "while writing: status 0x%x count %llu successor_count %llu (before %llu), frozen count %llu",
+		      info.status, (unsigned long long)info.count,
+		      (unsigned long long)info.successor_count,
+		      (unsigned long long)last, (unsigned long long)count);
+		last = info.successor_count;
+	}
+	check(last > 0, "successor_count stayed 0 while writing");
+	gset_expect(fz_name, frozen, NULL, "frozen, while writing");
+	frozen_writes = atomic_load(&r_writes);
+	r = bm_thaw(fz_name, merge ? DM_CBW_BITMAP_THAW_MERGE : 0);
+	expect(r, 0, "THAW%s while writing", merge ? " MERGE" : "");
+	for (k = 0; k < 5; k++)
+		nanosleep(&ts, NULL);
+	atomic_store(&r_stop, true);
+	for (k = 0; k < ARRAY_SIZE(tid); k++)
+		pthread_join(tid[k], NULL);
+
+	check(!atomic_load(&r_errors), "%lu writes failed",
+	      atomic_load(&r_errors));
+	check(frozen_writes && atomic_load(&r_writes) > frozen_writes,
+	      "%lu writes while frozen, %lu in all", frozen_writes,
+	      atomic_load(&r_writes));
+	memcpy(all, r_written, dev_size / FZ_GRAN);
+	for (i = 0; merge && i < dev_size / FZ_GRAN; i++)
+		all[i] |= frozen[i];
+	expect_fz_info(fz_name, DM_CBW_BITMAP_RECORDING, gset_bytes(all), 0,
+		       "thawed while writing");
+	gset_expect(fz_name, r_written, merge ? frozen : NULL,
+		    "thawed while writing");
+	diag("%lu writes while frozen, %lu after the THAW", frozen_writes,
+	     atomic_load(&r_writes) - frozen_writes);
+	report("THAW%s racing with writers: every granule written while frozen or after is set%s",
+	       merge ? " with MERGE" : "",
+	       merge ? ", besides the frozen bits" : ", and no other");
+	free(frozen);
+	free(all);
+	free(r_written);
+}
+
+/* ------------------------------------------------------------------ */
 /* Bitmaps end with their device                                       */
 /* ------------------------------------------------------------------ */
 
@@ -2224,11 +2984,21 @@ static void run_fresh(void)
 
 /* ------------------------------------------------------------------ */
 
+static const char *const modes[] = {
+	"basic", "stress", "all", "version", "leave", "fresh",
+	/* Freeze modes, from FIRST_FZ_MODE on. */
+	"prep", "busy", "frozen", "refrozen", "race", "race-merge",
+};
+
+#define FIRST_FZ_MODE	6
+
 static void __noreturn usage(void)
 {
 	fprintf(stderr,
 		"usage: cbw-ioctl [-m basic|stress|all|version|leave|fresh] [-d SECONDS]\n"
-		"                 [-j THREADS] CBW_MAJOR:MINOR [OTHER_MAJOR:MINOR...]\n");
+		"                 [-j THREADS] CBW_MAJOR:MINOR [OTHER_MAJOR:MINOR...]\n"
+		"       cbw-ioctl -m prep|busy|frozen|refrozen|race|race-merge\n"
+		"                 CBW_MAJOR:MINOR BITMAP\n");
 	exit(2);
 }
 
@@ -2256,10 +3026,17 @@ int main(int argc, char **argv)
 			usage();
 		}
 	}
-	if (strcmp(mode, "basic") && strcmp(mode, "stress") &&
-	    strcmp(mode, "all") && strcmp(mode, "version") &&
-	    strcmp(mode, "leave") && strcmp(mode, "fresh"))
+	for (i = 0; i < ARRAY_SIZE(modes); i++)
+		if (!strcmp(mode, modes[i]))
+			break;
+	if (i == ARRAY_SIZE(modes))
 		usage();
+	if (i >= FIRST_FZ_MODE) {
+		/* The freeze modes take a bitmap name instead. */
+		if (argc - optind != 2)
+			usage();
+		fz_name = argv[--argc];
+	}
 	if (optind >= argc || argc - optind - 1 > MAX_OTHERS ||
 	    !parse_devno(argv[optind], &cbw_major, &cbw_minor))
 		usage();
@@ -2317,6 +3094,16 @@ int main(int argc, char **argv)
 		run_leave();
 	if (!strcmp(mode, "fresh"))
 		run_fresh();
+	if (!strcmp(mode, "prep"))
+		run_prep();
+	if (!strcmp(mode, "busy"))
+		run_busy();
+	if (!strcmp(mode, "frozen"))
+		run_frozen();
+	if (!strcmp(mode, "refrozen"))
+		run_refrozen();
+	if (!strcmp(mode, "race") || !strcmp(mode, "race-merge"))
+		run_race(!strcmp(mode, "race-merge"));
 out:
 	printf("1..%u\n", nr_tests);
 	diag("cbw-ioctl: pass:%u fail:%u", nr_tests - nr_failed, nr_failed);

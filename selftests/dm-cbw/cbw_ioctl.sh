@@ -12,7 +12,11 @@
 # cbw devices (ENODEV); that bitmap commands racing with each other, with
 # writer threads and with a background fio return only the documented
 # errors; that a 32-bit caller gets the same answers through compat_ioctl
-# (cbw-ioctl32, built when the compiler supports -m32); that bitmaps end
+# (cbw-ioctl32, built when the compiler supports -m32); that a table with
+# freeze_bitmap holds the bitmap busy from load and freezes it at resume,
+# that the frozen bitmap keeps its bits while a successor records writes
+# and marks, refuses changes (EBUSY), and that BITMAP_THAW, with or without
+# MERGE and racing with writers, loses no write; that bitmaps end
 # with their device (a new cbw device has none of them); that dm-cbw still
 # unloads and loads afterwards; and that the kernel logs no warning.
 #
@@ -27,7 +31,7 @@ seconds=${CBW_IOCTL_SECONDS:-15}
 C=128
 origin=
 
-cbw_setup 96
+cbw_setup 160
 [[ -c /dev/dm-cbw-control ]] ||
 	cbw_skip_all "/dev/dm-cbw-control does not exist (dm-cbw without the control device)"
 [[ -x $CBW_IOCTL ]] ||
@@ -100,6 +104,7 @@ if [[ -n $fio_pid ]]; then
 fi
 
 desc="32-bit caller (compat_ioctl): arguments checked, refusals change nothing"
+have32=
 if [[ ! -x $CBW_IOCTL32 ]]; then
 	cbw_skip "$desc" "cbw-ioctl32 is not built (the compiler cannot link -m32 programs)"
 else
@@ -108,9 +113,61 @@ else
 	if ((rc == 126)); then
 		cbw_skip "$desc" "this kernel cannot run 32-bit programs"
 	else
+		have32=1
 		run_prog "$desc" "$CBW_IOCTL32" -m basic "$cbw_devno" "${others[@]}"
 	fi
 fi
+
+# freeze_bitmap, on a cbw device of its own with a COW device: each reload
+# with the table below starts a snapshot and freezes the bitmap.
+cbw_loop_create fz_origin 16
+cbw_loop_create fz_cow 32
+fz_name=$(cbw_name fz)
+fz_bm=fz
+cbw_create "$fz_name" "$fz_origin" "$C"
+fz_devno=$(cbw_dm_devno "$fz_name")
+fz_table="0 $(cbw_size "$fz_origin") cbw $fz_origin $fz_cow $C 2 freeze_bitmap $fz_bm"
+cbw_info "freeze: cbw device $fz_devno, table '$fz_table'"
+
+run_prog "freeze: the bitmap to freeze is prepared" \
+	"$CBW_IOCTL" -m prep "$fz_devno" "$fz_bm"
+cbw_check "freeze: a table naming the bitmap as freeze_bitmap loads" \
+	dmsetup load "$fz_name" --table "$fz_table"
+run_prog "freeze: loaded, not resumed: the bitmap is busy, not frozen; MARK => EBUSY, THAW => EINVAL" \
+	"$CBW_IOCTL" -m busy "$fz_devno" "$fz_bm"
+cbw_check "freeze: the device suspends" dmsetup suspend "$fz_name"
+cbw_check "freeze: the device resumes with the freeze_bitmap table" \
+	dmsetup resume "$fz_name"
+read -r -a fz_live <<<"$(dmsetup table "$fz_name")"
+cbw_expect_eq "freeze: the new table, with a COW device, is live" \
+	"$C 2 freeze_bitmap $fz_bm" "${fz_live[*]:5}"
+cbw_check_fails "freeze: a table naming a frozen bitmap does not load" \
+	dmsetup load "$fz_name" --table "$fz_table"
+run_prog "freeze: frozen bitmap checked, THAW with MERGE" \
+	"$CBW_IOCTL" -m frozen "$fz_devno" "$fz_bm"
+
+cbw_check "freeze: the bitmap is frozen again by a reload" \
+	cbw_reload "$fz_name" "$fz_table"
+if [[ -n $have32 ]]; then
+	run_prog "freeze: a 32-bit caller checks the frozen bitmap, THAW without flags" \
+		"$CBW_IOCTL32" -m refrozen "$fz_devno" "$fz_bm"
+else
+	run_prog "freeze: frozen again, checked, THAW without flags" \
+		"$CBW_IOCTL" -m refrozen "$fz_devno" "$fz_bm"
+fi
+
+for mode in race race-merge race race-merge; do
+	cbw_check "freeze: frozen again for $mode" \
+		cbw_reload "$fz_name" "$fz_table"
+	run_prog "freeze: $mode: THAW racing with writers loses no write" \
+		"$CBW_IOCTL" -m "$mode" "$fz_devno" "$fz_bm"
+done
+
+# A device removed while its bitmap is frozen frees both.
+cbw_check "freeze: frozen once more" cbw_reload "$fz_name" "$fz_table"
+cbw_check "freeze: the cbw device with a frozen bitmap can be removed" \
+	dmsetup remove "$fz_name"
+cbw_dm_forget "$fz_name"
 
 # Bitmaps end with their device: a new cbw device (which likely gets the
 # same device number) starts without them.
