@@ -217,7 +217,21 @@ static int cbw_validate_sync(const struct cbw_cmd *cmd,
 	return 0;
 }
 
-/* Steps 3 to 5: the bitmap exists, has a mode and is not in use. */
+/* A job of ours makes its bitmap busy: say so rather than "busy". */
+static int cbw_check_no_job(const struct cbw_dev *dev)
+{
+	struct cbw_job job;
+
+	if (cbw_job_load(dev, &job))
+		return 0;
+	return cbw_error("a backup job is already running on %s: finish or cancel it first",
+			 dev->name);
+}
+
+/*
+ * Steps 3 to 7, which QEMU takes only when a bitmap is given: the bitmap
+ * exists, has a mode, is not in use, and the modes make sense with it.
+ */
 static int cbw_validate_bitmap(const struct cbw_cmd *cmd,
 			       const struct cbw_backup_opts *o,
 			       const struct cbw_dev *dev,
@@ -237,22 +251,25 @@ static int cbw_validate_bitmap(const struct cbw_cmd *cmd,
 		return cbw_bitmap_error(r, dev, o->bitmap);
 	if (!o->mode)
 		return cbw_backup_invalid(cmd, "Bitmap sync mode must be given when providing a bitmap");
+	r = cbw_check_no_job(dev);
+	if (r)
+		return r;
 	if (info->status & DM_CBW_BITMAP_BUSY)
 		return cbw_error("%s: Bitmap '%s' is currently in use by another operation and cannot be used",
 				 cbw_cmd_title(cmd, title), o->bitmap);
-	return 0;
-}
-
-/* Steps 6 to 9. */
-static int cbw_validate_modes(const struct cbw_cmd *cmd,
-			      const struct cbw_backup_opts *o)
-{
-	if (cbw_is(o->sync, "none") && o->bitmap)
+	if (cbw_is(o->sync, "none"))
 		return cbw_backup_invalid(cmd, "sync mode '%s' does not produce meaningful bitmap outputs",
 					  o->sync);
 	if (cbw_is(o->mode, "never") && !cbw_is(o->sync, "bitmap"))
 		return cbw_backup_invalid(cmd, "Bitmap sync mode '%s' has no meaningful effect when combined with sync mode '%s'",
 					  o->mode, o->sync);
+	return 0;
+}
+
+/* Steps 8 and 9. */
+static int cbw_validate_modes(const struct cbw_cmd *cmd,
+			      const struct cbw_backup_opts *o)
+{
 	if (o->mode && !o->bitmap)
 		return cbw_backup_invalid(cmd, "Cannot specify bitmap sync mode without a bitmap");
 	if (cbw_is(o->sync, "top"))
@@ -304,15 +321,11 @@ static int cbw_begin_preflight(const struct cbw_backup_opts *o,
 			       const struct cbw_dev *dev)
 {
 	struct dm_cbw_version v;
-	struct cbw_job job;
 	int r;
 
-	r = cbw_job_load(dev, &job);
-	if (!r)
-		return cbw_error("a backup job is already running on %s: finish or cancel it first",
-				 dev->name);
-	if (r != -ENOENT)
-		return cbw_no_job_error(dev, r);
+	r = cbw_check_no_job(dev);
+	if (r)
+		return r;
 	if (!o->bitmap)
 		return 0;
 	r = cbw_ctl_version(&v);
