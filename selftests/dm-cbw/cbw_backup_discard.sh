@@ -25,7 +25,7 @@ MIB=1048576
 origin=
 cow=
 cbw_setup 400
-cbw_require_cmds dd cmp stat
+cbw_require_cmds dd cmp stat blkdiscard
 [[ -x $CBWCTL ]] || cbw_bail "$CBWCTL is not built: run make -C tools/cbwctl"
 "$CBWCTL" backup --help >/dev/null 2>&1 ||
 	cbw_bail "this cbwctl has no backup command"
@@ -88,6 +88,9 @@ for discard in no yes; do
 	opt=()
 	[[ $discard == no ]] || opt=(--discard-source)
 	rm -f -- "$W/ref.img" "$W/target.img"
+	# An empty COW file: the previous job's copies stay allocated.
+	blkdiscard -f "$cow" 2>/dev/null
+	cbw_expect_cmp "$t: the COW file is empty before the job" "$(cow_used)" -lt "$MIB"
 	dd if="$guest" of="$W/ref.img" bs=1M iflag=direct status=none
 	run backup begin "$guest" --sync full --cow "$cow" --chunk 64K
 	cbw_expect_eq "$t: backup begin" 0 "$rc"
