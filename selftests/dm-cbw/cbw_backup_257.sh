@@ -225,7 +225,7 @@ scenario()
 	local t="$sync/$mode/$failure" k fail_at=-1 job1_ok=1 kq chain t0=$SECONDS
 
 	cbw_info "=== sync $sync, bitmap mode $mode, failure $failure ==="
-	blkdiscard "$origin"
+	blkdiscard -f "$origin" 2>/dev/null
 	rm -f -- "$W"/ref* "$W"/test* "$W/guest.img"
 
 	write_group WRITE0

@@ -9,9 +9,11 @@
 # flow, bitmap b0 is added before the full backup, which freezes it (sync
 # full, bitmap mode on-success): on success b0 is left with exactly the
 # writes made since the full backup's snapshot point, and the incremental
-# backup (sync incremental, b0) copies those.  At each snapshot point the
-# access device is mounted read-only (ro,noload) during the job and the
-# checksums of every file are taken there.  Proves that both jobs succeed
+# backup (sync incremental, b0) copies those.  The checksums of every file
+# at the full backup's snapshot point are taken on its access device,
+# mounted read-only (ro,noload) during the job; those of the incremental
+# one on the live filesystem with the writer paused around the snapshot
+# (its access device reads only the chunks to copy).  Proves that both jobs succeed
 # with the filesystem busy, that the incremental backup copies fewer bytes
 # than the full one, and that the full image restored to a fresh device,
 # and the full plus incremental chain restored to another, are clean for
@@ -52,7 +54,9 @@ guest=$(cbw_dm_path "$name")
 mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$guest"
 cbw_mount "$guest" "$mnt"
 
-# The writer: random file operations until $ctl/stop exists.
+# The writer: random file operations until $ctl/stop exists. When $ctl/pause
+# exists it stops between two operations, says so with $ctl/paused and
+# waits.
 # shellcheck disable=SC2317 # run through cbw_bg
 writer()
 {
@@ -61,6 +65,14 @@ writer()
 	set +e
 	mkdir -p -- "$mnt/a" "$mnt/b/c"
 	while [[ ! -e $ctl/stop ]]; do
+		if [[ -e $ctl/pause ]]; then
+			touch -- "$ctl/paused"
+			while [[ -e $ctl/pause && ! -e $ctl/stop ]]; do
+				sleep 0.05
+			done
+			rm -f -- "$ctl/paused"
+			continue
+		fi
 		n=$((n + 1))
 		case $((RANDOM % 3)) in
 		0) f=$mnt/a/f$((RANDOM % 30)) ;;
@@ -85,6 +97,21 @@ checksums()
 {
 	(cd -- "$1" && find . -path ./lost+found -prune -o -type f -print0 |
 		sort -z | xargs -0 -r sha256sum)
+}
+
+pause_writer()
+{
+	touch -- "$ctl/pause"
+	for _ in $(seq 600); do
+		[[ -e $ctl/paused ]] && return 0
+		sleep 0.1
+	done
+	cbw_bail "the writer did not pause"
+}
+
+resume_writer()
+{
+	rm -f -- "$ctl/pause"
 }
 
 run()
@@ -164,13 +191,28 @@ read -r _ _ count _ busy _ <<<"$row"
 cbw_expect_eq "full: b0 is free again" no "$busy"
 cbw_expect_cmp "full: b0 holds the writes since its snapshot" "$count" -gt 0
 
-# More writes, then the incremental backup.
+# More writes, then the incremental backup.  Its access device only reads
+# the chunks dirty in b0 (the snapshot is restricted to them, like QEMU's
+# snapshot-access with a bitmap): the checksums of its snapshot point are
+# taken on the live filesystem, with the writer paused from just before
+# the snapshot to just after it.
 sleep 3
 t0=$SECONDS
+pause_writer
+sync
+checksums "$mnt" >"$W/sums2"
 run backup begin "$guest" --sync incremental --bitmap b0 --cow "$cow" --chunk 64K
+resume_writer
 cbw_expect_eq "incremental: backup begin with the filesystem busy" 0 "$rc"
 ((rc == 0)) || cbw_bail "no job"
-snapshot_sums "$W/sums2"
+mkdir -p -- "$snapmnt"
+if mount -o ro,noload -t ext4 -- "$acc" "$snapmnt" 2>/dev/null &&
+	checksums "$snapmnt" >/dev/null 2>&1; then
+	cbw_fail "incremental: the access device reads only the dirty chunks"
+else
+	cbw_pass "incremental: the access device reads only the dirty chunks"
+fi
+! mountpoint -q -- "$snapmnt" || cbw_umount "$snapmnt"
 run backup run "$guest" --target "$W/out/inc.img"
 cbw_expect_eq "incremental: backup run" 0 "$rc"
 run backup finish "$guest"
