@@ -179,7 +179,7 @@ static int cbw_open_target(struct cbw_copy *c)
 	if (c->dst < 0)
 		return cbw_error("Cannot open target '%s': %s%s", job->target,
 				 strerror(errno),
-				 errno == ENOENT && !full ?
+				 errno == ENOENT && !full && !c->extents_file ?
 				 " (a raw bitmap backup updates the image of a previous full backup: give its path, or use --format cbw)" : "");
 	if (c->extents_file)
 		return cbw_write_header(c);

@@ -395,6 +395,21 @@ static void cbw_begin_report(const struct cbw_job *job)
 	       cbw_format_size(job->total_bytes, size), job->access);
 }
 
+/* The job file could not be written: undo begin, bitmap unchanged. */
+static void cbw_begin_rollback(const struct cbw_dev *dev,
+			       const struct cbw_backup_opts *o)
+{
+	struct dm_cbw_snapshot_info s;
+
+	if ((o->bitmap &&
+	     cbw_ctl_thaw(dev, o->bitmap, DM_CBW_BITMAP_THAW_MERGE)) ||
+	    cbw_snapshot_end(dev, &s))
+		cbw_warn("The snapshot of '%s' is still running: stop it with: cbwctl snapshot stop %s",
+			 dev->spec, dev->spec);
+	else
+		cbw_warn("The snapshot of '%s' was stopped again", dev->spec);
+}
+
 /* Snapshot, frozen bitmap, access device and job file. */
 static int cbw_begin(struct cbw_backup_opts *o, const struct cbw_dev *dev,
 		     struct cbw_job *job)
@@ -427,8 +442,7 @@ static int cbw_begin(struct cbw_backup_opts *o, const struct cbw_dev *dev,
 	if (!r)
 		r = cbw_job_save(dev, job);
 	if (r) {
-		cbw_warn("The snapshot and the access device of '%s' stay: remove them with: cbwctl snapshot stop %s",
-			 dev->spec, dev->spec);
+		cbw_begin_rollback(dev, o);
 		return r;
 	}
 	cbw_begin_report(job);
