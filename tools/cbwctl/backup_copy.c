@@ -40,7 +40,9 @@ struct cbw_copy {
 	uint64_t dst_pos;		/* end of the extents file */
 	uint8_t *buf;
 	uint64_t done;
-	uint64_t chunks;
+	uint64_t records;		/* pieces copied */
+	uint64_t chunks;		/* snapshot chunks copied */
+	uint64_t next_chunk;		/* first chunk not counted yet */
 };
 
 static uint64_t cbw_now_ms(void)
@@ -211,7 +213,7 @@ static int cbw_close_target(struct cbw_copy *c, bool ok)
 	uint8_t buf[CBW_IMG_BLOCK_SIZE];
 	struct cbw_img_trailer tr = {
 		.flags = ok ? 0 : CBW_IMG_PARTIAL,
-		.records = c->chunks,
+		.records = c->records,
 		.data_bytes = c->done,
 		.fail_offset = ok ? 0 : c->job->fail_offset,
 	};
@@ -235,6 +237,20 @@ static int cbw_close_target(struct cbw_copy *c, bool ok)
 /* ------------------------------------------------------------------ */
 /* The copy                                                            */
 /* ------------------------------------------------------------------ */
+
+/* Pieces ascend, but two may share a chunk when granules are smaller. */
+static void cbw_count_chunks(struct cbw_copy *c, uint64_t off, uint64_t len)
+{
+	uint64_t chunk = c->job->chunk ? c->job->chunk : 65536;
+	uint64_t first = off / chunk, end = (off + len + chunk - 1) / chunk;
+
+	if (first < c->next_chunk)
+		first = c->next_chunk;
+	if (end > first)
+		c->chunks += end - first;
+	if (end > c->next_chunk)
+		c->next_chunk = end;
+}
 
 /* After a piece is on stable storage, its COW chunks are not needed. */
 static void cbw_discard_piece(struct cbw_copy *c, uint64_t off, uint64_t len)
@@ -266,7 +282,8 @@ static int cbw_copy_piece(struct cbw_copy *c, uint64_t off, uint64_t len)
 	if (c->discard)
 		cbw_discard_piece(c, off, len);
 	c->done += len;
-	c->chunks++;
+	c->records++;
+	cbw_count_chunks(c, off, len);
 	cbw_copy_progress(c);
 	return 0;
 }

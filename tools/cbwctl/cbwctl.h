@@ -268,7 +268,7 @@ struct cbw_job {
 	uint64_t error;			/* errno of the failure */
 	uint64_t done_bytes;
 	uint64_t total_bytes;
-	uint64_t chunks;		/* pieces copied */
+	uint64_t chunks;		/* snapshot chunks copied */
 	uint64_t started;		/* Unix time of begin */
 	uint64_t run_ms;		/* time the copy took */
 	char target[1024];
