@@ -54,66 +54,6 @@ guest=$(cbw_dm_path "$name")
 mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$guest"
 cbw_mount "$guest" "$mnt"
 
-# The writer: random file operations until $ctl/stop exists. When $ctl/pause
-# exists it stops between two operations, says so with $ctl/paused and
-# waits.
-# shellcheck disable=SC2317 # run through cbw_bg
-writer()
-{
-	local n=0 f size
-
-	set +e
-	mkdir -p -- "$mnt/a" "$mnt/b/c"
-	while [[ ! -e $ctl/stop ]]; do
-		if [[ -e $ctl/pause ]]; then
-			touch -- "$ctl/paused"
-			while [[ -e $ctl/pause && ! -e $ctl/stop ]]; do
-				sleep 0.05
-			done
-			rm -f -- "$ctl/paused"
-			continue
-		fi
-		n=$((n + 1))
-		case $((RANDOM % 3)) in
-		0) f=$mnt/a/f$((RANDOM % 30)) ;;
-		1) f=$mnt/b/f$((RANDOM % 30)) ;;
-		*) f=$mnt/b/c/f$((RANDOM % 30)) ;;
-		esac
-		size=$((RANDOM % 64 + 1))
-		case $((RANDOM % 6)) in
-		0) rm -f -- "$f" ;;
-		1 | 2) dd if=/dev/urandom of="$f" bs=4k count="$size" status=none ;;
-		3) dd if=/dev/urandom of="$f" bs=1k count="$size" seek=$((RANDOM % 128)) \
-			conv=notrunc status=none ;;
-		4) head -c $((RANDOM * 3 + 1)) /dev/urandom >>"$f" ;;
-		*) [[ ! -e $f ]] || mv -f -- "$f" "$f.r" ;;
-		esac
-		((n % 20)) || sync
-	done
-}
-
-# Checksums of every regular file under DIR, one "sum  ./path" per line.
-checksums()
-{
-	(cd -- "$1" && find . -path ./lost+found -prune -o -type f -print0 |
-		sort -z | xargs -0 -r sha256sum)
-}
-
-pause_writer()
-{
-	touch -- "$ctl/pause"
-	for _ in $(seq 600); do
-		[[ -e $ctl/paused ]] && return 0
-		sleep 0.1
-	done
-	cbw_bail "the writer did not pause"
-}
-
-resume_writer()
-{
-	rm -f -- "$ctl/pause"
-}
-
 run()
 {
 	rc=0
@@ -134,7 +74,7 @@ snapshot_sums()
 		: >"$1"
 		return
 	fi
-	checksums "$snapmnt" >"$1"
+	cbw_checksums "$snapmnt" >"$1"
 	cbw_umount "$snapmnt"
 }
 
@@ -149,7 +89,7 @@ restored_sums()
 		cbw_fail "$desc: mount"
 		return
 	fi
-	checksums "$W/r" >"$W/rsums"
+	cbw_checksums "$W/r" >"$W/rsums"
 	cbw_umount "$W/r"
 	if cmp -s -- "$W/rsums" "$sums"; then
 		cbw_pass "$desc: the files and checksums of the snapshot point ($(wc -l <"$sums") files)"
@@ -160,7 +100,7 @@ restored_sums()
 }
 
 writer_pid=
-cbw_bg writer_pid writer
+cbw_bg writer_pid cbw_fs_writer "$mnt" "$ctl" 256
 cbw_defer touch -- "$ctl/stop"
 shopt -s nullglob
 for _ in $(seq 600); do
@@ -198,16 +138,16 @@ cbw_expect_cmp "full: b0 holds the writes since its snapshot" "$count" -gt 0
 # the snapshot to just after it.
 sleep 3
 t0=$SECONDS
-pause_writer
+cbw_pause_writer "$ctl"
 sync
-checksums "$mnt" >"$W/sums2"
+cbw_checksums "$mnt" >"$W/sums2"
 run backup begin "$guest" --sync incremental --bitmap b0 --cow "$cow" --chunk 64K
-resume_writer
+cbw_resume_writer "$ctl"
 cbw_expect_eq "incremental: backup begin with the filesystem busy" 0 "$rc"
 ((rc == 0)) || cbw_bail "no job"
 mkdir -p -- "$snapmnt"
 if mount -o ro,noload -t ext4 -- "$acc" "$snapmnt" 2>/dev/null &&
-	checksums "$snapmnt" >/dev/null 2>&1; then
+	cbw_checksums "$snapmnt" >/dev/null 2>&1; then
 	cbw_fail "incremental: the access device reads only the dirty chunks"
 else
 	cbw_pass "incremental: the access device reads only the dirty chunks"

@@ -36,70 +36,8 @@ guest=$(cbw_dm_path "$name")
 mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$guest"
 cbw_mount "$guest" "$mnt"
 
-# The writer: random file operations until $ctl/stop exists. When $ctl/pause
-# exists it stops between two operations, says so with $ctl/paused and
-# waits.
-# shellcheck disable=SC2317 # run through cbw_bg
-writer()
-{
-	local n=0 f size
-
-	set +e
-	mkdir -p -- "$mnt/a" "$mnt/b/c"
-	while [[ ! -e $ctl/stop ]]; do
-		if [[ -e $ctl/pause ]]; then
-			touch -- "$ctl/paused"
-			while [[ -e $ctl/pause && ! -e $ctl/stop ]]; do
-				sleep 0.05
-			done
-			rm -f -- "$ctl/paused"
-			continue
-		fi
-		n=$((n + 1))
-		case $((RANDOM % 3)) in
-		0) f=$mnt/a/f$((RANDOM % 30)) ;;
-		1) f=$mnt/b/f$((RANDOM % 30)) ;;
-		*) f=$mnt/b/c/f$((RANDOM % 30)) ;;
-		esac
-		size=$((RANDOM % 32 + 1))
-		case $((RANDOM % 6)) in
-		0) rm -f -- "$f" ;;
-		1 | 2) dd if=/dev/urandom of="$f" bs=4k count="$size" status=none ;;
-		3) dd if=/dev/urandom of="$f" bs=1k count="$size" seek=$((RANDOM % 128)) \
-			conv=notrunc status=none ;;
-		4) head -c $((RANDOM * 3 + 1)) /dev/urandom >>"$f" ;;
-		*) [[ ! -e $f ]] || mv -f -- "$f" "$f.r" ;;
-		esac
-		((n % 20)) || sync
-	done
-}
-
-# Checksums of every regular file under DIR, one "sum  ./path" per line.
-checksums()
-{
-	(cd -- "$1" && find . -path ./lost+found -prune -o -type f -print0 |
-		sort -z | xargs -0 -r sha256sum)
-}
-
-pause_writer()
-{
-	local i
-
-	touch -- "$ctl/pause"
-	for i in $(seq 600); do
-		[[ -e $ctl/paused ]] && return 0
-		sleep 0.1
-	done
-	cbw_bail "the writer did not pause"
-}
-
-resume_writer()
-{
-	rm -f -- "$ctl/pause"
-}
-
 writer_pid=
-cbw_bg writer_pid writer
+cbw_bg writer_pid cbw_fs_writer "$mnt" "$ctl" 128
 # let the writer make some files (each operation is slow in an emulator)
 shopt -s nullglob
 for i in $(seq 600); do
@@ -109,12 +47,12 @@ for i in $(seq 600); do
 done
 shopt -u nullglob
 
-pause_writer
-checksums "$mnt" >"$ctl/sums"
+cbw_pause_writer "$ctl"
+cbw_checksums "$mnt" >"$ctl/sums"
 nfiles=$(wc -l <"$ctl/sums")
 cbw_info "$nfiles files at the snapshot point"
 cbw_snapshot_start "$name" "$cow"
-resume_writer
+cbw_resume_writer "$ctl"
 cbw_expect_cmp "the writer created files before the snapshot" "$nfiles" -gt 10
 cbw_expect_eq "snapshot active" active "$(cbw_stat "$name" state)"
 
@@ -126,7 +64,7 @@ for round in 1 2; do
 	sleep 2
 	sync
 	echo 3 >/proc/sys/vm/drop_caches
-	checksums "$snapmnt" >"$ctl/snap.$round" ||
+	cbw_checksums "$snapmnt" >"$ctl/snap.$round" ||
 		cbw_info "round $round: reading the snapshot failed"
 	if cmp -s -- "$ctl/sums" "$ctl/snap.$round"; then
 		cbw_pass "round $round: the snapshot holds exactly the files of the snapshot point"
@@ -135,7 +73,7 @@ for round in 1 2; do
 		cbw_fail "round $round: the snapshot holds exactly the files of the snapshot point"
 	fi
 	# files come and go under the writer: errors are expected here
-	checksums "$mnt" >"$ctl/live.$round" 2>/dev/null || true
+	cbw_checksums "$mnt" >"$ctl/live.$round" 2>/dev/null || true
 	if cmp -s -- "$ctl/sums" "$ctl/live.$round"; then
 		cbw_info "round $round: the live filesystem did not change (writer stuck?)"
 	fi
@@ -153,7 +91,7 @@ touch -- "$ctl/stop"
 cbw_kill "$writer_pid"
 echo 3 >/proc/sys/vm/drop_caches
 mount -o ro,noload -t ext4 -- "$acc" "$snapmnt"
-checksums "$snapmnt" >"$ctl/snap.final" || cbw_info "reading the snapshot failed"
+cbw_checksums "$snapmnt" >"$ctl/snap.final" || cbw_info "reading the snapshot failed"
 cbw_umount "$snapmnt"
 cbw_check "after the writer stopped, the snapshot still holds the files of the snapshot point" \
 	cmp -- "$ctl/sums" "$ctl/snap.final"

@@ -744,3 +744,71 @@ cbw_sweep()
 	rmdir -- "$CBW_WORKROOT"/* 2>/dev/null
 	return 0
 }
+
+# ---------------------------------------------------------------------------
+# A busy file system: a background writer that can be paused
+# ---------------------------------------------------------------------------
+
+# cbw_fs_writer MNT CTL MAX_KIB: random file operations under MNT (create,
+# overwrite, append, rename, delete; files up to MAX_KIB) until CTL/stop
+# exists.  While CTL/pause exists it stops between two operations and says
+# so with CTL/paused.  Run it with cbw_bg.
+# shellcheck disable=SC2317 # run through cbw_bg
+cbw_fs_writer()
+{
+	local mnt=$1 ctl=$2 max_kib=$3 n=0 f size
+
+	set +e
+	mkdir -p -- "$mnt/a" "$mnt/b/c"
+	while [[ ! -e $ctl/stop ]]; do
+		if [[ -e $ctl/pause ]]; then
+			touch -- "$ctl/paused"
+			while [[ -e $ctl/pause && ! -e $ctl/stop ]]; do
+				sleep 0.05
+			done
+			rm -f -- "$ctl/paused"
+			continue
+		fi
+		n=$((n + 1))
+		case $((RANDOM % 3)) in
+		0) f=$mnt/a/f$((RANDOM % 30)) ;;
+		1) f=$mnt/b/f$((RANDOM % 30)) ;;
+		*) f=$mnt/b/c/f$((RANDOM % 30)) ;;
+		esac
+		size=$((RANDOM % (max_kib / 4) + 1))
+		case $((RANDOM % 6)) in
+		0) rm -f -- "$f" ;;
+		1 | 2) dd if=/dev/urandom of="$f" bs=4k count="$size" status=none ;;
+		3) dd if=/dev/urandom of="$f" bs=1k count="$size" seek=$((RANDOM % 128)) \
+			conv=notrunc status=none ;;
+		4) head -c $((RANDOM * 3 + 1)) /dev/urandom >>"$f" ;;
+		*) [[ ! -e $f ]] || mv -f -- "$f" "$f.r" ;;
+		esac
+		((n % 20)) || sync
+	done
+}
+
+# cbw_pause_writer CTL: waits until the writer is paused (bails after 60 s).
+cbw_pause_writer()
+{
+	local i
+
+	touch -- "$1/pause"
+	for i in $(seq 600); do
+		[[ -e $1/paused ]] && return 0
+		sleep 0.1
+	done
+	cbw_bail "the writer did not pause"
+}
+
+cbw_resume_writer()
+{
+	rm -f -- "$1/pause"
+}
+
+# cbw_checksums DIR: "sum  ./path" of every regular file under DIR.
+cbw_checksums()
+{
+	(cd -- "$1" && find . -path ./lost+found -prune -o -type f -print0 |
+		sort -z | xargs -0 -r sha256sum)
+}
