@@ -32,7 +32,7 @@ cbw_defer rm -rf -- "$out"
 
 t0=$SECONDS
 rc=0
-"$bench_dir/cbw-bench" --seconds 0.1 --size-mib 32 --mem-tib 1 \
+"$bench_dir/cbw-bench" --seconds 0.1 --rounds 1 --size-mib 32 --mem-tib 1 \
 	--out "$out" >"$out/bench.log" 2>&1 || rc=$?
 cbw_info "cbw-bench took $((SECONDS - t0))s"
 if ((rc)); then
