@@ -6,6 +6,8 @@
 #   make check        install what is missing, build, run every selftest in a VM
 #   make check-host   run the selftests on this host (needs a module-capable kernel)
 #   make demo         fleecing demo in the VM
+#   make bench        dm-cbw against dm-linear and dm-snapshot in the VM
+#                     (BENCH_SECONDS=1 for a quick run; see tools/bench/run)
 #   make lint         checkpatch --strict, sparse and a W=1 build
 #   make install      install the module for KVER and run depmod
 
@@ -16,7 +18,7 @@ VM_RUN := $(CURDIR)/tools/vm/run
 SELFTESTS := $(CURDIR)/selftests/dm-cbw
 CBWCTL := $(CURDIR)/tools/cbwctl
 
-.PHONY: all modules cbwctl selftests check check-host demo lint install clean deps
+.PHONY: all modules cbwctl selftests check check-host demo bench lint install clean deps
 
 all: modules cbwctl selftests
 
@@ -44,6 +46,10 @@ check-host: all
 demo: deps
 	@$(MAKE) --no-print-directory modules
 	@$(VM_RUN) -- $(CURDIR)/tools/demo/fleecing-demo
+
+bench: deps
+	@$(MAKE) --no-print-directory modules cbwctl
+	@$(CURDIR)/tools/bench/run
 
 lint:
 	@$(CURDIR)/tools/lint

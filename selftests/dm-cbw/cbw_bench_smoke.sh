@@ -1,0 +1,128 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Smoke run of the benchmark (make bench): keeps tools/bench working.
+#
+# Runs tools/bench/cbw-bench with a fraction of a second per workload on
+# small ramdisks, then tools/bench/report, and checks that the JSON has a
+# result for every workload on dm-linear, dm-snapshot and dm-cbw (dm-linear
+# and dm-cbw only for tracking without a snapshot), the raw
+# brd floors and the memory measurement, that the report wrote its table,
+# its targets and (with gnuplot) a PNG chart, and that the bench left no
+# device behind.  No timing is checked: these are not benchmark numbers.
+
+. "$(dirname -- "$0")/lib.sh"
+
+bench_dir=$CBW_SELFTEST_DIR/../../tools/bench
+cbw_require_root
+cbw_require_cmds fio dmsetup python3 modinfo
+cbw_require_cbw
+for m in brd dm-snapshot dm-zero; do
+	modinfo -n "$m" >/dev/null 2>&1 || [[ -d /sys/module/${m//-/_} ]] ||
+		cbw_skip_all "kernel module $m is not available"
+done
+# The bench loads brd with its own sizes: not over ramdisks in use.
+if [[ -d /sys/module/brd ]] && ! rmmod brd 2>/dev/null; then
+	cbw_skip_all "brd is loaded and in use"
+fi
+[[ -x $CBW_SELFTEST_DIR/../../tools/cbwctl/cbwctl ]] ||
+	cbw_bail "tools/cbwctl/cbwctl is not built: run make"
+
+out=$(mktemp -d "${TMPDIR:-/tmp}/cbw-bench-smoke.XXXXXX")
+cbw_defer rm -rf -- "$out"
+
+t0=$SECONDS
+rc=0
+"$bench_dir/cbw-bench" --seconds 0.1 --rounds 1 --size-mib 32 --mem-tib 1 \
+	--out "$out" >"$out/bench.log" 2>&1 || rc=$?
+cbw_info "cbw-bench took $((SECONDS - t0))s"
+if ((rc)); then
+	cbw_info <"$out/bench.log"
+fi
+cbw_expect_eq "cbw-bench exits with status 0" 0 "$rc"
+cbw_check "cbw-bench wrote bench.json" test -s "$out/bench.json"
+
+# shellcheck disable=SC2317 # run through cbw_check
+json_complete()
+{
+	python3 - "$1" <<'EOF'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+bad = []
+ids = [w['id'] for w in doc['workloads']]
+want = ['a.randwrite4k', 'a.randread4k', 'b.first-touch.4k',
+        'b.first-touch.64k', 'c.second-pass.4k', 'c.second-pass.64k',
+        'd.fresh-seqwrite1m.4k', 'd.fresh-seqwrite1m.64k',
+        'e.randread4k.half.4k', 'e.seqread1m.half.4k',
+        'e.randread4k.copied.4k', 'e.seqread1m.copied.4k',
+        'e.randread4k.half.64k', 'e.seqread1m.half.64k',
+        'e.randread4k.copied.64k', 'e.seqread1m.copied.64k',
+        'f.randwrite4k.qd32.j1',
+        'f.randwrite4k.qd32.j2', 'f.randwrite4k.qd32.j4']
+if ids != want:
+    bad.append('workloads %s, expected %s' % (ids, want))
+for w in doc['workloads']:
+    # (a) has no dm-snapshot counterpart: tracking only, no snapshot.
+    targets = ('linear', 'cbw') if w['id'].startswith('a.') else \
+        ('linear', 'snapshot', 'cbw')
+    for t in targets:
+        m = w['results'].get(t)
+        if not m:
+            bad.append('%s: no %s result' % (w['id'], t))
+            continue
+        for k in ('iops', 'bw', 'p50_us', 'p99_us'):
+            if not isinstance(m.get(k), (int, float)):
+                bad.append('%s %s: no %s' % (w['id'], t, k))
+        # (ios may be 0: a run this short can fall in a stall of the VM)
+        if not isinstance(m.get('ios'), int):
+            bad.append('%s %s: no I/O count' % (w['id'], t))
+for k in ('read4k', 'write4k', 'read64k', 'write64k', 'seqread1m',
+          'seqwrite1m'):
+    if not isinstance(doc['floor'].get(k, {}).get('ios'), int):
+        bad.append('floor %s missing' % k)
+g = doc.get('memory', {})
+for k in ('bitmap_per_tib', 'snapshot_per_tib'):
+    if not isinstance(g.get(k), int):
+        bad.append('memory: no %s' % k)
+if not doc.get('machine', {}).get('kernel'):
+    bad.append('no machine description')
+print('\n'.join(bad))
+sys.exit(1 if bad else 0)
+EOF
+}
+cbw_check "bench.json has every workload on every target, floors and memory" \
+	json_complete "$out/bench.json"
+
+rc=0
+python3 "$bench_dir/report" "$out/bench.json" --outdir "$out" --quiet \
+	>"$out/report.log" 2>&1 || rc=$?
+cbw_expect_eq "report exits with status 0" 0 "$rc"
+((rc == 0)) || cbw_info <"$out/report.log"
+cbw_check "report wrote the table" grep -q 'f: 4K randwrite libaio qd32, 4 jobs' "$out/bench.txt"
+cbw_check "report wrote the RST table" test -s "$out/bench.rst"
+# shellcheck disable=SC2317 # run through cbw_check
+targets_listed()
+{
+	python3 -c '
+import json, sys
+t = json.load(open(sys.argv[1]))["targets"]
+names = sorted(set(x["target"] for x in t))
+sys.exit(0 if names == list("abcdefg") else "targets: %s" % names)' "$1"
+}
+cbw_check "summary.json judges the targets (a) to (g)" targets_listed "$out/summary.json"
+# shellcheck disable=SC2317 # run through cbw_check
+is_png()
+{
+	[[ $(head -c 8 -- "$1" | od -An -tx1 | tr -d ' \n') == 89504e470d0a1a0a ]]
+}
+if command -v gnuplot >/dev/null 2>&1; then
+	cbw_check "report drew a PNG chart" is_png "$out/bench.png"
+else
+	cbw_skip "report drew a PNG chart" "gnuplot is not installed"
+fi
+
+cbw_expect_eq "no benchmark device left" "" \
+	"$(dmsetup ls 2>/dev/null | awk '$1 ~ /^cbwb-/ { print $1 }')"
+cbw_check_fails "brd unloaded again" test -d /sys/module/brd
+
+cbw_done
