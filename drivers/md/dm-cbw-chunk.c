@@ -21,7 +21,7 @@ static unsigned long *cbw_bitmap_alloc(unsigned long nr_bits, bool set)
 	return map;
 }
 
-static void *cbw_buf_alloc(gfp_t gfp, void *data)
+struct cbw_copy_buf *cbw_buf_alloc_pages(unsigned int nr_pages, gfp_t gfp)
 {
 	struct cbw_copy_buf *buf;
 	unsigned int i;
@@ -29,7 +29,9 @@ static void *cbw_buf_alloc(gfp_t gfp, void *data)
 	buf = kmalloc(sizeof(*buf), gfp);
 	if (!buf)
 		return NULL;
-	for (i = 0; i < CBW_COPY_BUF_PAGES; i++) {
+	buf->nr_pages = nr_pages;
+	buf->reserve = false;
+	for (i = 0; i < nr_pages; i++) {
 		buf->pages[i] = alloc_page(gfp);
 		if (!buf->pages[i])
 			goto nomem;
@@ -43,14 +45,27 @@ nomem:
 	return NULL;
 }
 
-static void cbw_buf_free(void *element, void *data)
+void cbw_buf_free_pages(struct cbw_copy_buf *buf)
 {
-	struct cbw_copy_buf *buf = element;
 	unsigned int i;
 
-	for (i = 0; i < CBW_COPY_BUF_PAGES; i++)
+	for (i = 0; i < buf->nr_pages; i++)
 		__free_page(buf->pages[i]);
 	kfree(buf);
+}
+
+static void *cbw_buf_alloc(gfp_t gfp, void *data)
+{
+	struct cbw_copy_buf *buf = cbw_buf_alloc_pages(CBW_COPY_BUF_PAGES, gfp);
+
+	if (buf)
+		buf->reserve = true;
+	return buf;
+}
+
+static void cbw_buf_free(void *element, void *data)
+{
+	cbw_buf_free_pages(element);
 }
 
 /*
@@ -107,6 +122,7 @@ struct cbw_snapshot *cbw_snapshot_create(struct block_device *origin,
 	spin_lock_init(&s->lock);
 	INIT_LIST_HEAD(&s->jobs);
 	INIT_LIST_HEAD(&s->free_jobs);
+	INIT_LIST_HEAD(&s->free_bufs);
 	INIT_LIST_HEAD(&s->frozen_reads);
 	atomic_set(&s->nr_frozen_reads, 0);
 	atomic_set(&s->nr_readers, 0);
@@ -137,9 +153,13 @@ nomem:
 /* The snapshot must be unpublished and have no bio in flight. */
 void cbw_snapshot_destroy(struct cbw_snapshot *s)
 {
+	struct cbw_copy_buf *buf, *tmp;
+
 	/* Also copies that timed out: none may write to the COW device later. */
 	cbw_copy_wait_jobs(s);
 
+	list_for_each_entry_safe(buf, tmp, &s->free_bufs, node)
+		cbw_buf_free_pages(buf);
 	WARN_ON(!list_empty(&s->jobs));
 	WARN_ON(!list_empty(&s->frozen_reads));
 	if (bioset_initialized(&s->bios))

@@ -14,8 +14,9 @@
  * write that needed the copy must fail with the error the copy got (EIO,
  * ENOSPC from a thin pool, ...).  A job reads a piece of at most 1 MiB
  * from the origin into a buffer, writes it to the COW device, and goes on
- * with the next piece; its buffer comes from a mempool that holds one, so
- * at least one copy makes progress however short memory is.
+ * with the next piece.  Its buffer, sized to the job, is one the snapshot
+ * kept from an earlier job, or a new one; when memory is short it comes
+ * from a mempool that holds one, so at least one copy makes progress.
  *
  * When a copy fails or times out, the on_cbw_error policy decides: either
  * the guest write that needed it fails (the snapshot stays valid), or the
@@ -388,19 +389,104 @@ static void cbw_job_next_piece(struct cbw_copy_job *job)
 	cbw_job_submit(job);
 }
 
+/* A kept buffer of at least @nr_pages, or NULL. */
+static struct cbw_copy_buf *cbw_buf_get_kept(struct cbw_snapshot *s,
+					     unsigned int nr_pages)
+{
+	struct cbw_copy_buf *buf, *found = NULL;
+	unsigned long flags;
+
+	spin_lock_irqsave(&s->lock, flags);
+	list_for_each_entry(buf, &s->free_bufs, node) {
+		if (buf->nr_pages >= nr_pages) {
+			found = buf;
+			list_del(&buf->node);
+			s->nr_free_buf_pages -= buf->nr_pages;
+			break;
+		}
+	}
+	spin_unlock_irqrestore(&s->lock, flags);
+	return found;
+}
+
+/* A kept buffer, a new one, or the reserve (which may wait). */
+static struct cbw_copy_buf *cbw_buf_get(struct cbw_snapshot *s,
+					unsigned int nr_pages)
+{
+	struct cbw_copy_buf *buf = cbw_buf_get_kept(s, nr_pages);
+
+	if (!buf)
+		buf = cbw_buf_alloc_pages(nr_pages, GFP_NOIO | __GFP_NORETRY |
+						    __GFP_NOWARN);
+	return buf ?: mempool_alloc(s->buf_pool, GFP_NOIO);
+}
+
+static void cbw_buf_put(struct cbw_snapshot *s, struct cbw_copy_buf *buf)
+{
+	unsigned long flags;
+
+	if (buf->reserve) {
+		mempool_free(buf, s->buf_pool);
+		return;
+	}
+	spin_lock_irqsave(&s->lock, flags);
+	if (s->nr_free_buf_pages + buf->nr_pages <= CBW_MAX_CACHED_BUF_PAGES) {
+		list_add(&buf->node, &s->free_bufs);
+		s->nr_free_buf_pages += buf->nr_pages;
+		buf = NULL;
+	}
+	spin_unlock_irqrestore(&s->lock, flags);
+	if (buf)
+		cbw_buf_free_pages(buf);
+}
+
+/* Where the copy of @job starts and ends; the pages its pieces need. */
+static unsigned int cbw_job_prepare(struct cbw_copy_job *job)
+{
+	struct cbw_snapshot *s = job->snap;
+	sector_t largest_piece;
+
+	job->status = BLK_STS_OK;
+	job->pos = cbw_chunk_to_sector(s, job->first);
+	job->end = min(cbw_chunk_to_sector(s, job->first + job->nr), s->len);
+	largest_piece = min_t(sector_t, job->end - job->pos,
+			      CBW_MAX_COPY_SECTORS);
+	return DIV_ROUND_UP(largest_piece << SECTOR_SHIFT, PAGE_SIZE);
+}
+
 static void cbw_job_start(struct work_struct *work)
 {
 	struct cbw_copy_job *job = container_of(work, struct cbw_copy_job,
 						start_work);
 	struct cbw_snapshot *s = job->snap;
 
-	job->buf = mempool_alloc(s->buf_pool, GFP_NOIO);
-	job->bio = bio_alloc_bioset(NULL, CBW_COPY_BUF_PAGES, REQ_OP_READ,
+	job->buf = cbw_buf_get(s, cbw_job_prepare(job));
+	job->bio = bio_alloc_bioset(NULL, job->buf->nr_pages, REQ_OP_READ,
 				    GFP_NOIO, &s->bios);
-	job->status = BLK_STS_OK;
-	job->pos = cbw_chunk_to_sector(s, job->first);
-	job->end = min(cbw_chunk_to_sector(s, job->first + job->nr), s->len);
 	cbw_job_next_piece(job);
+}
+
+/*
+ * Start the copy at once, from the caller's context, if that needs neither
+ * an allocation that could wait nor a new buffer: the common case once a
+ * few copies have run.  Saves a trip through the start workqueue.
+ */
+static bool cbw_job_start_nowait(struct cbw_copy_job *job)
+{
+	struct cbw_snapshot *s = job->snap;
+
+	job->buf = cbw_buf_get_kept(s, cbw_job_prepare(job));
+	if (!job->buf)
+		return false;
+	job->bio = bio_alloc_bioset(NULL, job->buf->nr_pages, REQ_OP_READ,
+				    GFP_NOWAIT | __GFP_NOWARN, &s->bios);
+	if (!job->bio) {
+		cbw_buf_put(s, job->buf);
+		job->buf = NULL;
+		return false;
+	}
+	cbw_job_next_piece(job);
+	return true;
 }
 
 /*
@@ -412,13 +498,13 @@ static void cbw_job_finish(struct cbw_copy_job *job)
 {
 	struct cbw_snapshot *s = job->snap;
 	int err = blk_status_to_errno(job->status);
-	struct bio *failed = NULL;
+	struct bio *failed = NULL, *owner = NULL;
 
 	/* Afterwards the timeout has run to its end or will never run. */
 	cancel_delayed_work_sync(&job->timeout_work);
 	bio_put(job->bio);
 	job->bio = NULL;
-	mempool_free(job->buf, s->buf_pool);
+	cbw_buf_put(s, job->buf);
 	job->buf = NULL;
 
 	if (err && !job->timed_out)
@@ -432,6 +518,9 @@ static void cbw_job_finish(struct cbw_copy_job *job)
 		smp_mb();
 		bitmap_set(s->done, job->first, job->nr);
 		s->nr_copied += job->nr;
+		/* Routed from here rather than through the worker. */
+		owner = job->owner;
+		job->owner = NULL;
 	} else {
 		bitmap_set(s->to_copy, job->first, job->nr);
 		s->nr_to_copy += job->nr;
@@ -449,6 +538,9 @@ static void cbw_job_finish(struct cbw_copy_job *job)
 
 	if (failed)
 		cbw_fail_bio(failed, err);
+	/* The owner is a guest bio in flight: the snapshot outlives it. */
+	if (owner && cbw_route(s, owner) == CBW_ROUTE_PROCEED)
+		dm_submit_bio_remap(owner, NULL);
 }
 
 /*
@@ -482,7 +574,8 @@ static void cbw_job_arm(struct cbw_snapshot *s, struct cbw_copy_job *job)
 {
 	if (s->timeout)
 		queue_delayed_work(cbw_wq, &job->timeout_work, s->timeout);
-	queue_work(cbw_start_wq, &job->start_work);
+	if (!cbw_job_start_nowait(job))
+		queue_work(cbw_start_wq, &job->start_work);
 }
 
 void cbw_copy_init_job(struct cbw_copy_job *job)

@@ -85,8 +85,19 @@ struct cbw_dirty_bitmap {
 	struct cbw_dirty_bitmap __rcu *successor;
 };
 
-/* Pages for one piece of a copy, from the snapshot's mempool. */
+/*
+ * Pages for the pieces of a copy.  Buffers are sized to their job and kept
+ * by the snapshot for the next jobs, up to this many pages, because
+ * allocating (and zeroing) them on every first write costs far more than
+ * the copy I/O.  A full-size buffer in a mempool is the reserve that keeps
+ * copies going when memory is short.
+ */
+#define CBW_MAX_CACHED_BUF_PAGES	(4 * CBW_COPY_BUF_PAGES)
+
 struct cbw_copy_buf {
+	struct list_head node;		/* in s->free_bufs */
+	unsigned int nr_pages;
+	bool reserve;			/* from s->buf_pool */
 	struct page *pages[CBW_COPY_BUF_PAGES];
 };
 
@@ -160,7 +171,9 @@ struct cbw_snapshot {
 	struct cbw_copy_job *job_pool;
 	unsigned int nr_jobs;		/* in s->jobs */
 	wait_queue_head_t jobs_wq;	/* nr_jobs dropped to 0 */
-	mempool_t *buf_pool;		/* struct cbw_copy_buf */
+	mempool_t *buf_pool;		/* struct cbw_copy_buf, the reserve */
+	struct list_head free_bufs;	/* kept for the next jobs */
+	unsigned int nr_free_buf_pages;
 	struct bio_set bios;		/* copy I/O */
 
 	struct list_head frozen_reads;	/* access reads served by the origin */
@@ -245,6 +258,8 @@ struct cbw_snapshot *cbw_snapshot_create(struct block_device *origin,
 					 struct block_device *cow,
 					 sector_t len, sector_t chunk_sectors);
 void cbw_snapshot_destroy(struct cbw_snapshot *s);
+struct cbw_copy_buf *cbw_buf_alloc_pages(unsigned int nr_pages, gfp_t gfp);
+void cbw_buf_free_pages(struct cbw_copy_buf *buf);
 void cbw_snapshot_restrict(struct cbw_snapshot *s, struct cbw_dirty_bitmap *bm);
 bool cbw_chunks_copied(struct cbw_snapshot *s, unsigned long first,
 		       unsigned long last);
