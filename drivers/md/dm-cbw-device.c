@@ -183,8 +183,14 @@ void cbw_snapshot_leave(struct cbw_snapshot *s)
 {
 	struct cbw_device *dev = s->dev;
 
-	/* @s may be freed once the count drops: only @dev is used after. */
-	if (atomic_dec_and_test(&s->nr_readers))
+	/*
+	 * @s may be freed once the count drops: only @dev is used after.
+	 * Every read leaves at queue depth 1, so skip the waitqueue lock when
+	 * nobody drains; wq_has_sleeper() has the barrier wait_event() pairs
+	 * with.
+	 */
+	if (atomic_dec_and_test(&s->nr_readers) &&
+	    wq_has_sleeper(&dev->drain_wq))
 		wake_up(&dev->drain_wq);
 }
 
