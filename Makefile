@@ -38,7 +38,7 @@ selftests:
 
 check: deps
 	@$(MAKE) --no-print-directory all
-	@$(VM_RUN) -- $(SELFTESTS)/run_all.sh
+	@$(VM_RUN) --timeout $${CBW_CHECK_TIMEOUT:-4500} -- $(SELFTESTS)/run_all.sh
 
 check-host: all
 	@$(SELFTESTS)/run_all.sh

@@ -9,14 +9,14 @@
 # Usage: run_all.sh [-l] [TEST...]
 #   -l       list the tests and exit
 #   TEST     run only these tests (names as listed by -l)
-# Environment: CBW_TEST_TIMEOUT (seconds per test, default 600).
+# Environment: CBW_TEST_TIMEOUT (seconds per test, default 900).
 #
 # Exit status: 1 if a test failed, 4 if every test was skipped, else 0.
 
 set -uo pipefail
 
 dir=$(cd -- "$(dirname -- "$0")" && pwd)
-timeout_s=${CBW_TEST_TIMEOUT:-600}
+timeout_s=${CBW_TEST_TIMEOUT:-900}
 
 # name|command (relative to this directory)
 all_tests=(
