@@ -110,16 +110,18 @@ cbw_check "the origin kept the guest data" verify "$guest" 4 0 "$q"
 # --- removal under I/O --------------------------------------------------
 cbw_snapshot_start "$name" "$cow"
 fio_pid=
+# Enough passes that fio still has the device open when the removal comes,
+# however fast copies are (the first pass copies, the others do not).
 cbw_bg fio_pid fio --name=busy --filename="$guest" --direct=1 --rw=randwrite \
-	--bs=16k --size=8m --verify=crc32c --verify_fatal=1 --do_verify=1 \
-	--output="$CBW_WORK/fio.log"
+	--bs=16k --size=8m --loops=16 --verify=crc32c --verify_fatal=1 \
+	--do_verify=1 --output="$CBW_WORK/fio.log"
 # wait until fio has the device open
 for i in $(seq 100); do
 	(($(dmsetup info -c --noheadings -o open "$name") > 0)) && break
 	kill -0 "$fio_pid" 2>/dev/null || break
 	sleep 0.1
 done
-sleep 0.5
+sleep 0.2
 if kill -0 "$fio_pid" 2>/dev/null; then
 	out=$(dmsetup remove "$name" 2>&1) && rc=0 || rc=$?
 	if ((rc != 0)) && [[ $out == *busy* ]]; then
