@@ -199,6 +199,8 @@ int cbw_check_bitmap_name(const char *name);
 int cbw_bitmap_error(int err, const struct cbw_dev *dev, const char *name);
 int cbw_device_error(int err, const struct cbw_dev *dev);
 int cbw_open_device(const char *spec, struct cbw_dev *dev);
+int cbw_parse_dev_cmd(const struct cbw_cmd *cmd, int argc, char **argv,
+		      struct cbw_dev *dev, int *first_arg);
 int cbw_cbw_table(const struct cbw_dev *dev, struct cbw_target *t);
 
 /* cmd_snapshot.c: shared with the backup commands */

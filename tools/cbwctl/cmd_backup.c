@@ -714,9 +714,7 @@ static int cbw_backup_end(const struct cbw_cmd *cmd, int argc, char **argv)
 	struct cbw_dev dev;
 	int i, r;
 
-	r = cbw_parse_cmd(cmd, argc, argv, NULL, NULL, NULL, &i);
-	if (!r)
-		r = cbw_open_device(argv[i], &dev);
+	r = cbw_parse_dev_cmd(cmd, argc, argv, &dev, &i);
 	if (r)
 		return r;
 	r = cbw_job_load(&dev, &job);
@@ -843,9 +841,7 @@ static int cbw_backup_status(const struct cbw_cmd *cmd, int argc, char **argv)
 	struct cbw_dev dev;
 	int i, r;
 
-	r = cbw_parse_cmd(cmd, argc, argv, NULL, NULL, NULL, &i);
-	if (!r)
-		r = cbw_open_device(argv[i], &dev);
+	r = cbw_parse_dev_cmd(cmd, argc, argv, &dev, &i);
 	if (r)
 		return r;
 	return cbw_status(&dev);

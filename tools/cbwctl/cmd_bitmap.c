@@ -301,19 +301,28 @@ static int cbw_bitmap_add(const struct cbw_cmd *cmd, int argc, char **argv)
 /* bitmap remove, clear, enable, disable                               */
 /* ------------------------------------------------------------------ */
 
-static int cbw_bitmap_simple(const struct cbw_cmd *cmd, int argc, char **argv)
+/* DEV NAME: the device is opened once the name is known to be valid. */
+static int cbw_parse_dev_bitmap(const struct cbw_cmd *cmd, int argc,
+				char **argv, struct cbw_dev *dev,
+				const char **name)
 {
-	struct cbw_dev dev;
-	const char *name;
 	int i, r;
 
 	r = cbw_parse_cmd(cmd, argc, argv, NULL, NULL, NULL, &i);
 	if (r)
 		return r;
-	name = argv[i + 1];
-	r = cbw_check_bitmap_name(name);
-	if (!r)
-		r = cbw_open_device(argv[i], &dev);
+	*name = argv[i + 1];
+	r = cbw_check_bitmap_name(*name);
+	return r ? r : cbw_open_device(argv[i], dev);
+}
+
+static int cbw_bitmap_simple(const struct cbw_cmd *cmd, int argc, char **argv)
+{
+	struct cbw_dev dev;
+	const char *name;
+	int r;
+
+	r = cbw_parse_dev_bitmap(cmd, argc, argv, &dev, &name);
 	if (r)
 		return r;
 	r = cbw_ctl_bitmap(cmd->req, &dev, name, 0, 0);
@@ -392,9 +401,7 @@ static int cbw_bitmap_list(const struct cbw_cmd *cmd, int argc, char **argv)
 	unsigned int nr;
 	int i, r;
 
-	r = cbw_parse_cmd(cmd, argc, argv, NULL, NULL, NULL, &i);
-	if (!r)
-		r = cbw_open_device(argv[i], &dev);
+	r = cbw_parse_dev_cmd(cmd, argc, argv, &dev, &i);
 	if (r)
 		return r;
 	r = cbw_ctl_list(&dev, &infos, &nr);
@@ -410,15 +417,9 @@ static int cbw_bitmap_query(const struct cbw_cmd *cmd, int argc, char **argv)
 	struct dm_cbw_bitmap_info info;
 	struct cbw_dev dev;
 	const char *name;
-	int i, r;
+	int r;
 
-	r = cbw_parse_cmd(cmd, argc, argv, NULL, NULL, NULL, &i);
-	if (r)
-		return r;
-	name = argv[i + 1];
-	r = cbw_check_bitmap_name(name);
-	if (!r)
-		r = cbw_open_device(argv[i], &dev);
+	r = cbw_parse_dev_bitmap(cmd, argc, argv, &dev, &name);
 	if (r)
 		return r;
 	r = cbw_ctl_query(&dev, name, &info);

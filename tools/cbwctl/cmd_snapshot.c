@@ -759,9 +759,7 @@ static int cbw_snapshot_info(const struct cbw_cmd *cmd, int argc, char **argv)
 	struct cbw_dev dev;
 	int i, r;
 
-	r = cbw_parse_cmd(cmd, argc, argv, NULL, NULL, NULL, &i);
-	if (!r)
-		r = cbw_open_device(argv[i], &dev);
+	r = cbw_parse_dev_cmd(cmd, argc, argv, &dev, &i);
 	if (r)
 		return r;
 	return cbw_show_snapshot(&dev, NULL);

@@ -251,6 +251,15 @@ int cbw_parse_cmd(const struct cbw_cmd *cmd, int argc, char **argv,
 	return 0;
 }
 
+/* A command without options of its own whose first argument is the device. */
+int cbw_parse_dev_cmd(const struct cbw_cmd *cmd, int argc, char **argv,
+		      struct cbw_dev *dev, int *first_arg)
+{
+	int r = cbw_parse_cmd(cmd, argc, argv, NULL, NULL, NULL, first_arg);
+
+	return r ? r : cbw_open_device(argv[*first_arg], dev);
+}
+
 /*
  * Global options in front of a command or group word: parsing stops at the
  * first word that is not an option.  Returns 0, CBW_HELP_SHOWN (after
