@@ -126,27 +126,27 @@ static int cbw_check_devices(struct cbw_c *c)
 	return 0;
 }
 
+/* The value of an optional argument, or NULL when its key came last. */
+static const char *cbw_shift_value(struct dm_arg_set *as, unsigned int *argc)
+{
+	if (!*argc)
+		return NULL;
+	(*argc)--;
+	return dm_shift_arg(as);
+}
+
 /* snapshot_bitmap <name> or freeze_bitmap <name>, into @name. */
-static int cbw_parse_bitmap_arg(struct cbw_c *c, const char *key,
-				char *name, struct dm_arg_set *as,
+static int cbw_parse_bitmap_arg(char *name, struct dm_arg_set *as,
 				unsigned int *argc, char **error)
 {
-	const char *arg;
+	const char *arg = cbw_shift_value(as, argc);
 
-	if (!*argc) {
+	if (!arg) {
 		*error = "Bitmap argument needs a bitmap name";
 		return -EINVAL;
 	}
-	arg = dm_shift_arg(as);
-	(*argc)--;
 	if (!cbw_bitmap_name_valid(arg)) {
 		*error = "Invalid bitmap name";
-		return -EINVAL;
-	}
-	if (!c->cow) {
-		*error = !strcasecmp(key, "snapshot_bitmap") ?
-			 "snapshot_bitmap needs a COW device" :
-			 "freeze_bitmap needs a COW device";
 		return -EINVAL;
 	}
 	strscpy(name, arg, DM_CBW_NAME_LEN);
@@ -163,24 +163,14 @@ static const char *cbw_policy_name(enum cbw_error_policy policy)
 static int cbw_parse_policy(struct cbw_c *c, struct dm_arg_set *as,
 			    unsigned int *argc, char **error)
 {
-	const char *arg;
+	const char *arg = cbw_shift_value(as, argc);
 
-	if (!*argc) {
-		*error = "Invalid on_cbw_error policy";
-		return -EINVAL;
-	}
-	arg = dm_shift_arg(as);
-	(*argc)--;
-	if (!strcasecmp(arg, "break_guest_write")) {
+	if (arg && !strcasecmp(arg, "break_guest_write")) {
 		c->policy = CBW_BREAK_GUEST_WRITE;
-	} else if (!strcasecmp(arg, "break_snapshot")) {
+	} else if (arg && !strcasecmp(arg, "break_snapshot")) {
 		c->policy = CBW_BREAK_SNAPSHOT;
 	} else {
 		*error = "Invalid on_cbw_error policy";
-		return -EINVAL;
-	}
-	if (!c->cow) {
-		*error = "on_cbw_error needs a COW device";
 		return -EINVAL;
 	}
 	c->policy_set = true;
@@ -191,19 +181,11 @@ static int cbw_parse_policy(struct cbw_c *c, struct dm_arg_set *as,
 static int cbw_parse_timeout(struct cbw_c *c, struct dm_arg_set *as,
 			     unsigned int *argc, char **error)
 {
+	const char *arg = cbw_shift_value(as, argc);
 	unsigned int ms;
 
-	if (!*argc) {
+	if (!arg || kstrtouint(arg, 10, &ms)) {
 		*error = "Invalid cbw_timeout_ms";
-		return -EINVAL;
-	}
-	(*argc)--;
-	if (kstrtouint(dm_shift_arg(as), 10, &ms)) {
-		*error = "Invalid cbw_timeout_ms";
-		return -EINVAL;
-	}
-	if (!c->cow) {
-		*error = "cbw_timeout_ms needs a COW device";
 		return -EINVAL;
 	}
 	c->timeout_ms = ms;
@@ -215,25 +197,33 @@ static int cbw_parse_optional_arg(struct cbw_c *c, const char *arg,
 				  struct dm_arg_set *as, unsigned int *argc,
 				  char **error)
 {
+	char *no_cow;
 	bool dup;
 	int r;
 
+	/* Every optional argument is about the snapshot: all need a COW. */
 	if (!strcasecmp(arg, "snapshot_bitmap")) {
 		dup = c->snap_bitmap_name[0];
-		r = cbw_parse_bitmap_arg(c, arg, c->snap_bitmap_name, as, argc,
-					 error);
+		r = cbw_parse_bitmap_arg(c->snap_bitmap_name, as, argc, error);
+		no_cow = "snapshot_bitmap needs a COW device";
 	} else if (!strcasecmp(arg, "freeze_bitmap")) {
 		dup = c->freeze_bitmap_name[0];
-		r = cbw_parse_bitmap_arg(c, arg, c->freeze_bitmap_name, as,
-					 argc, error);
+		r = cbw_parse_bitmap_arg(c->freeze_bitmap_name, as, argc, error);
+		no_cow = "freeze_bitmap needs a COW device";
 	} else if (!strcasecmp(arg, "on_cbw_error")) {
 		dup = c->policy_set;
 		r = cbw_parse_policy(c, as, argc, error);
+		no_cow = "on_cbw_error needs a COW device";
 	} else if (!strcasecmp(arg, "cbw_timeout_ms")) {
 		dup = c->timeout_set;
 		r = cbw_parse_timeout(c, as, argc, error);
+		no_cow = "cbw_timeout_ms needs a COW device";
 	} else {
 		*error = "Unknown optional argument";
+		return -EINVAL;
+	}
+	if (!r && !c->cow) {
+		*error = no_cow;
 		return -EINVAL;
 	}
 	if (!r && dup) {
