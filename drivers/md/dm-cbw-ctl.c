@@ -605,6 +605,11 @@ static int cbw_ctl_bitmap_mark(void __user *uarg)
 	return r;
 }
 
+/*
+ * The whole request code is matched, direction and size included.  The
+ * structures have the same layout for 32-bit callers, so compat_ioctl
+ * passes the same codes.
+ */
 static long cbw_ctl_ioctl(struct file *file, unsigned int cmd,
 			  unsigned long arg)
 {
@@ -613,31 +618,29 @@ static long cbw_ctl_ioctl(struct file *file, unsigned int cmd,
 
 	if (!capable(CAP_SYS_ADMIN))
 		return -EPERM;
-	if (_IOC_TYPE(cmd) != DM_CBW_IOCTL)
-		return -ENOTTY;
 
-	switch (nr) {
-	case DM_CBW_VERSION_CMD:
+	switch (cmd) {
+	case DM_CBW_IOC_VERSION:
 		return cbw_ctl_version(uarg);
-	case DM_CBW_BITMAP_ADD_CMD:
-	case DM_CBW_BITMAP_REMOVE_CMD:
-	case DM_CBW_BITMAP_CLEAR_CMD:
-	case DM_CBW_BITMAP_ENABLE_CMD:
-	case DM_CBW_BITMAP_DISABLE_CMD:
-	case DM_CBW_BITMAP_THAW_CMD:
+	case DM_CBW_IOC_BITMAP_ADD:
+	case DM_CBW_IOC_BITMAP_REMOVE:
+	case DM_CBW_IOC_BITMAP_CLEAR:
+	case DM_CBW_IOC_BITMAP_ENABLE:
+	case DM_CBW_IOC_BITMAP_DISABLE:
+	case DM_CBW_IOC_BITMAP_THAW:
 		return cbw_ctl_bitmap_cmd(nr, uarg);
-	case DM_CBW_BITMAP_MARK_CMD:
+	case DM_CBW_IOC_BITMAP_MARK:
 		return cbw_ctl_bitmap_mark(uarg);
-	case DM_CBW_BITMAP_MERGE_CMD:
+	case DM_CBW_IOC_BITMAP_MERGE:
 		return cbw_ctl_bitmap_merge(uarg);
-	case DM_CBW_BITMAP_QUERY_CMD:
+	case DM_CBW_IOC_BITMAP_QUERY:
 		return cbw_ctl_bitmap_query(uarg);
-	case DM_CBW_BITMAP_LIST_CMD:
+	case DM_CBW_IOC_BITMAP_LIST:
 		return cbw_ctl_bitmap_list(uarg);
-	case DM_CBW_BITMAP_READ_CMD:
-	case DM_CBW_SNAPSHOT_ACCESS_CMD:
+	case DM_CBW_IOC_BITMAP_READ:
+	case DM_CBW_IOC_SNAPSHOT_ACCESS:
 		return cbw_ctl_read(nr, uarg);
-	case DM_CBW_SNAPSHOT_INFO_CMD:
+	case DM_CBW_IOC_SNAPSHOT_INFO:
 		return cbw_ctl_snapshot_info(uarg);
 	}
 	return -ENOTTY;

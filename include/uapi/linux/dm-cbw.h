@@ -16,9 +16,10 @@
  *   dev_major, dev_minor
  *             the device-mapper device number of the cbw device (ENODEV
  *             when it is not one)
- * Commands are told apart by the ioctl type and number only; the size and
- * direction bits of the request code are not checked, because the size
- * field says how large the structure is.  Reserved fields and output
+ * Commands are matched on the whole request code (type, number, direction
+ * and size); any other code gives ENOTTY.  A structure that grows keeps
+ * its request code, with the size of its first version: the size field
+ * says how large the structure is.  Reserved fields and output
  * fields must be zero on input (EINVAL otherwise).  Names are
  * NUL-terminated within DM_CBW_NAME_LEN bytes, non-empty, and made of
  * printable ASCII characters other than space (0x21 to 0x7e).  Pointers
