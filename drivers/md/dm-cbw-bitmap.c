@@ -111,11 +111,39 @@ static u64 cbw_bitmap_bytes(struct cbw_dirty_bitmap *bm)
 	       sizeof(*bm);
 }
 
+static unsigned int cbw_bitmaps_count(struct cbw_device *dev)
+{
+	struct cbw_dirty_bitmap *bm;
+	unsigned int n = 0;
+
+	lockdep_assert_held(&dev->bitmaps_lock);
+	list_for_each_entry(bm, &dev->bitmaps, node)
+		n++;
+	return n;
+}
+
+static bool cbw_bitmap_exists(struct cbw_device *dev, const char *name)
+{
+	bool exists;
+
+	mutex_lock(&dev->bitmaps_lock);
+	exists = cbw_bitmap_find(dev, name);
+	mutex_unlock(&dev->bitmaps_lock);
+	return exists;
+}
+
+/*
+ * The bits are allocated without bitmaps_lock: preresume takes it, and
+ * must not wait for an allocation that may need reclaim, which may need
+ * I/O to the suspended device.  The name and the count are checked again
+ * under the lock.
+ */
 int cbw_bitmap_add(struct cbw_device *dev, const char *name,
 		   u64 granularity, bool disabled)
 {
 	struct cbw_dirty_bitmap *bm;
 	sector_t len;
+	int r = 0;
 
 	if (!granularity)
 		granularity = DM_CBW_DEFAULT_GRANULARITY;
@@ -123,26 +151,30 @@ int cbw_bitmap_add(struct cbw_device *dev, const char *name,
 	    granularity > DM_CBW_MAX_GRANULARITY ||
 	    !is_power_of_2(granularity))
 		return -EINVAL;
-
-	mutex_lock(&dev->bitmaps_lock);
-	if (cbw_bitmap_find(dev, name)) {
-		mutex_unlock(&dev->bitmaps_lock);
+	if (cbw_bitmap_exists(dev, name))
 		return -EEXIST;
-	}
+
 	spin_lock_irq(&dev->lock);
 	len = dev->len;
 	spin_unlock_irq(&dev->lock);
-
 	bm = cbw_bitmap_alloc(name, granularity, len);
-	if (!bm) {
-		mutex_unlock(&dev->bitmaps_lock);
+	if (!bm)
 		return -ENOMEM;
-	}
 	bm->recording = !disabled;
-	atomic64_add(cbw_bitmap_bytes(bm), &dev->bitmap_bytes);
-	list_add_tail_rcu(&bm->node, &dev->bitmaps);
+
+	mutex_lock(&dev->bitmaps_lock);
+	if (cbw_bitmap_find(dev, name))
+		r = -EEXIST;
+	else if (cbw_bitmaps_count(dev) >= DM_CBW_MAX_BITMAPS)
+		r = -ENOSPC;
+	if (!r) {
+		atomic64_add(cbw_bitmap_bytes(bm), &dev->bitmap_bytes);
+		list_add_tail_rcu(&bm->node, &dev->bitmaps);
+	}
 	mutex_unlock(&dev->bitmaps_lock);
-	return 0;
+	if (r)
+		cbw_bitmap_free(bm);
+	return r;
 }
 
 /* Called under bitmaps_lock; the bitmap must not be busy. */

@@ -1443,6 +1443,44 @@ static void expect_info(const char *name, __u64 count, __u32 status,
 	      (unsigned long long)count, status);
 }
 
+/* A device has at most DM_CBW_MAX_BITMAPS bitmaps. */
+static void test_max_bitmaps(void)
+{
+	char name[DM_CBW_NAME_LEN];
+	long have = bm_count();
+	long i, added = 0;
+
+	for (i = have; i < DM_CBW_MAX_BITMAPS; i++) {
+		snprintf(name, sizeof(name), "t-max-%ld", i);
+		if (expect(bm_add(name, 1 << 20, 0), 0, "ADD %s", name))
+			added++;
+	}
+	check(bm_count() == DM_CBW_MAX_BITMAPS, "%ld bitmaps, expected %d",
+	      bm_count(), DM_CBW_MAX_BITMAPS);
+	expect(bm_add("t-max-over", 1 << 20, 0), ENOSPC, "ADD beyond %d",
+	       DM_CBW_MAX_BITMAPS);
+	expect(bm_add("t-max-over", 1 << 20, DM_CBW_BITMAP_ADD_DISABLED),
+	       ENOSPC, "ADD disabled beyond %d", DM_CBW_MAX_BITMAPS);
+	snprintf(name, sizeof(name), "t-max-%ld", have);
+	expect(bm_add(name, 1 << 20, 0), EEXIST, "ADD of an existing name at the maximum");
+	check(bm_count() == DM_CBW_MAX_BITMAPS, "%ld bitmaps after refused ADDs",
+	      bm_count());
+	report("ADD: at most %d bitmaps, then ENOSPC (EEXIST for a taken name)",
+	       DM_CBW_MAX_BITMAPS);
+
+	expect(bm_remove(name), 0, "REMOVE %s", name);
+	expect(bm_add("t-max-over", 1 << 20, 0), 0, "ADD after a REMOVE");
+	expect(bm_remove("t-max-over"), 0, "REMOVE t-max-over");
+	for (i = have + 1; i < DM_CBW_MAX_BITMAPS; i++) {
+		snprintf(name, sizeof(name), "t-max-%ld", i);
+		expect(bm_remove(name), 0, "REMOVE %s", name);
+	}
+	check(bm_count() == have, "%ld bitmaps left, expected %ld", bm_count(),
+	      have);
+	report("ADD: a removed bitmap makes room for another (%ld added)",
+	       added);
+}
+
 static void test_recording(void)
 {
 	const __u32 rec = DM_CBW_BITMAP_RECORDING;
@@ -2153,6 +2191,7 @@ static void run_basic(void)
 	test_names();
 	test_enodev();
 	test_bitmap_cmds();
+	test_max_bitmaps();
 	test_recording();
 	test_merge();
 	test_list();

@@ -53,6 +53,9 @@
 #define DM_CBW_DEFAULT_GRANULARITY	65536
 #define DM_CBW_MAX_GRANULARITY		(1ULL << 31)
 
+/* Dirty bitmaps per cbw device; DM_CBW_IOC_BITMAP_ADD beyond: ENOSPC. */
+#define DM_CBW_MAX_BITMAPS		32
+
 /**
  * enum dm_cbw_snapshot_state - state of the snapshot of a cbw device
  * @DM_CBW_SNAPSHOT_NONE: no COW device in the live table; nothing is copied
