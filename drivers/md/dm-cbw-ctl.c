@@ -302,37 +302,39 @@ static int cbw_ctl_bitmap_query(void __user *uarg)
 	return cbw_ctl_copy_out(uarg, &info, sizeof(info));
 }
 
-static int cbw_ctl_list_locked(struct cbw_device *dev,
-			       struct dm_cbw_bitmap_list *list)
+/*
+ * Fill up to @max entries; returns the number of bitmaps.  The entries go
+ * to a kernel buffer: bitmaps_lock, which preresume takes, is not held
+ * across a page fault on the caller's buffer.
+ */
+static u32 cbw_ctl_list_locked(struct cbw_device *dev,
+			       const struct dm_cbw_bitmap_list *list,
+			       struct dm_cbw_bitmap_info *entries, u32 max)
 {
-	struct dm_cbw_bitmap_info __user *entries;
-	struct dm_cbw_bitmap_info info;
+	struct dm_cbw_bitmap_info *info;
 	struct cbw_dirty_bitmap *bm;
 	u32 n = 0;
 
-	entries = u64_to_user_ptr(list->entries);
 	list_for_each_entry(bm, &dev->bitmaps, node) {
-		if (n < list->nr_entries) {
-			memset(&info, 0, sizeof(info));
-			info.size = sizeof(info);
-			info.dev_major = list->dev_major;
-			info.dev_minor = list->dev_minor;
-			strscpy(info.name, bm->name, sizeof(info.name));
-			cbw_ctl_fill_info(dev, bm, &info);
-			if (copy_to_user(&entries[n], &info, sizeof(info)))
-				return -EFAULT;
+		if (n < max) {
+			info = &entries[n];
+			info->size = sizeof(*info);
+			info->dev_major = list->dev_major;
+			info->dev_minor = list->dev_minor;
+			strscpy(info->name, bm->name, sizeof(info->name));
+			cbw_ctl_fill_info(dev, bm, info);
 		}
 		n++;
 	}
-	list->nr_entries = n;
-	return 0;
+	return n;
 }
 
 static int cbw_ctl_bitmap_list(void __user *uarg)
 {
 	struct dm_cbw_bitmap_list list;
+	struct dm_cbw_bitmap_info *entries;
 	struct cbw_device *dev;
-	u32 usize;
+	u32 usize, max, n;
 	int r;
 
 	r = cbw_ctl_copy_in(&list, sizeof(list), uarg, &usize);
@@ -345,12 +347,23 @@ static int cbw_ctl_bitmap_list(void __user *uarg)
 	dev = cbw_ctl_device((struct cbw_ctl_header *)&list);
 	if (!dev)
 		return -ENODEV;
+	max = min_t(u32, list.nr_entries, DM_CBW_MAX_BITMAPS);
+	entries = kcalloc(max, sizeof(*entries), GFP_KERNEL);
+	if (max && !entries) {
+		cbw_device_put(dev);
+		return -ENOMEM;
+	}
 	mutex_lock(&dev->bitmaps_lock);
-	r = cbw_ctl_list_locked(dev, &list);
+	n = cbw_ctl_list_locked(dev, &list, entries, max);
 	mutex_unlock(&dev->bitmaps_lock);
 	cbw_device_put(dev);
+
+	r = copy_to_user(u64_to_user_ptr(list.entries), entries,
+			 min(n, max) * sizeof(*entries)) ? -EFAULT : 0;
+	kfree(entries);
 	if (r)
 		return r;
+	list.nr_entries = n;
 	return cbw_ctl_copy_out(uarg, &list, sizeof(list));
 }
 
