@@ -1481,6 +1481,26 @@ static void test_max_bitmaps(void)
 	       added);
 }
 
+/* No bitmap is kept on disk yet: ADD refuses to make one. */
+static void test_no_persistent(void)
+{
+	struct dm_cbw_bitmap_info info;
+
+	expect(bm_add("t-persistent", 4096, DM_CBW_BITMAP_PERSISTENT), EINVAL,
+	       "ADD with flag DM_CBW_BITMAP_PERSISTENT");
+	expect(bm_add("t-persistent", 4096,
+		      DM_CBW_BITMAP_PERSISTENT | DM_CBW_BITMAP_ADD_DISABLED),
+	       EINVAL, "ADD with flags PERSISTENT | ADD_DISABLED");
+	expect(bm_query("t-persistent", &info), ENOENT,
+	       "QUERY after the refused ADDs");
+	expect(bm_add("t-persistent", 4096, 0), 0, "ADD t-persistent");
+	if (expect(bm_query("t-persistent", &info), 0, "QUERY t-persistent"))
+		check(!(info.status & DM_CBW_BITMAP_PERSISTENT),
+		      "status 0x%x says persistent", info.status);
+	expect(bm_remove("t-persistent"), 0, "REMOVE t-persistent");
+	report("ADD: DM_CBW_BITMAP_PERSISTENT => EINVAL; no bitmap reports it");
+}
+
 static void test_recording(void)
 {
 	const __u32 rec = DM_CBW_BITMAP_RECORDING;
@@ -2192,6 +2212,7 @@ static void run_basic(void)
 	test_enodev();
 	test_bitmap_cmds();
 	test_max_bitmaps();
+	test_no_persistent();
 	test_recording();
 	test_merge();
 	test_list();

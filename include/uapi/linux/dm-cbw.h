@@ -102,7 +102,8 @@ struct dm_cbw_version {
 /**
  * struct dm_cbw_bitmap_cmd - add, remove, clear, enable or disable a bitmap
  * @size: sizeof(struct dm_cbw_bitmap_cmd)
- * @flags: DM_CBW_IOC_BITMAP_ADD: DM_CBW_BITMAP_ADD_DISABLED; others: 0
+ * @flags: DM_CBW_IOC_BITMAP_ADD: DM_CBW_BITMAP_ADD_DISABLED (any other
+ *	bit, DM_CBW_BITMAP_PERSISTENT included, gives EINVAL); others: 0
  * @dev_major: cbw device
  * @dev_minor: cbw device
  * @granularity: DM_CBW_IOC_BITMAP_ADD: bytes per bit, 0 for the default
@@ -196,7 +197,8 @@ struct dm_cbw_bitmap_info {
 
 #define DM_CBW_BITMAP_RECORDING		(1U << 0)	/* enabled */
 #define DM_CBW_BITMAP_BUSY		(1U << 1)	/* in use */
-#define DM_CBW_BITMAP_PERSISTENT	(1U << 2)	/* kept on disk */
+/* Reserved for bitmaps kept on disk: never set today, refused by ADD. */
+#define DM_CBW_BITMAP_PERSISTENT	(1U << 2)
 #define DM_CBW_BITMAP_FROZEN		(1U << 3)	/* a successor records */
 
 /**
