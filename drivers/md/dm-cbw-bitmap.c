@@ -201,26 +201,61 @@ void cbw_bitmaps_destroy(struct cbw_device *dev)
 	}
 }
 
+/*
+ * Set the bits of @mask in @word; returns how many were clear.  Atomic, so
+ * that each bit that a concurrent mark, clear or thaw changes is counted
+ * once.
+ */
+static unsigned long cbw_bitmap_set_word(unsigned long *word,
+					 unsigned long mask)
+{
+	unsigned long old;
+
+	/* A plain read first keeps written granules cache-friendly. */
+	if ((READ_ONCE(*word) & mask) == mask)
+		return 0;
+	if (mask == ~0UL)
+		old = xchg(word, ~0UL);
+	else
+		old = set_mask_bits(word, 0, mask);
+	return hweight_long(mask & ~old);
+}
+
+/* Bits @bit..@last, inside one page; returns how many were clear. */
+static unsigned long cbw_bitmap_set_in_page(unsigned long *page,
+					    unsigned long bit,
+					    unsigned long last)
+{
+	unsigned long w = BIT_WORD(bit), last_w = BIT_WORD(last);
+	unsigned long first_mask = BITMAP_FIRST_WORD_MASK(bit);
+	unsigned long last_mask = BITMAP_LAST_WORD_MASK(last + 1);
+	unsigned long set = 0;
+
+	if (w == last_w)
+		return cbw_bitmap_set_word(&page[w], first_mask & last_mask);
+	set += cbw_bitmap_set_word(&page[w], first_mask);
+	for (w++; w < last_w; w++)
+		set += cbw_bitmap_set_word(&page[w], ~0UL);
+	return set + cbw_bitmap_set_word(&page[w], last_mask);
+}
+
+/*
+ * Set bits @bit..@last, a word at a time (never a granule at a time: a
+ * huge discard is marked from interrupt context), and count the bits that
+ * were clear with one atomic add per page.
+ */
 static void cbw_bitmap_set_bits(struct cbw_dirty_bitmap *bm, u64 bit,
 				u64 last)
 {
-	while (bit <= last) {
-		unsigned long *page = cbw_bitmap_page(bm, bit);
-		unsigned long nr = cbw_bitmap_page_bit(bit);
-		unsigned long *word = page + BIT_WORD(nr);
+	u64 page_last;
 
-		if (!(nr % BITS_PER_LONG) && last - bit + 1 >= BITS_PER_LONG) {
-			if (READ_ONCE(*word) != ~0UL)
-				atomic64_add(BITS_PER_LONG -
-					     hweight_long(xchg(word, ~0UL)),
-					     &bm->count);
-			bit += BITS_PER_LONG;
-			continue;
-		}
-		/* A plain test first keeps written granules cache-friendly. */
-		if (!test_bit(nr, page) && !test_and_set_bit(nr, page))
-			atomic64_inc(&bm->count);
-		bit++;
+	while (bit <= last) {
+		page_last = min_t(u64, last, (bit | (CBW_BITS_PER_PAGE - 1)));
+		atomic64_add(cbw_bitmap_set_in_page(cbw_bitmap_page(bm, bit),
+						    cbw_bitmap_page_bit(bit),
+						    cbw_bitmap_page_bit(page_last)),
+			     &bm->count);
+		bit = page_last + 1;
 	}
 }
 
@@ -322,10 +357,15 @@ void cbw_bitmap_merge(struct cbw_dirty_bitmap *dst,
 	}
 }
 
-/* Dirty bytes: whole granules, the last one only inside the device. */
+/*
+ * Dirty bytes: whole granules, the last one only inside the device.  A
+ * mark adds the bits it set once per page, after setting them: a clear
+ * that takes those bits first may leave the count below zero meanwhile.
+ */
 u64 cbw_bitmap_dirty_bytes(struct cbw_dirty_bitmap *bm)
 {
-	u64 count = atomic64_read(&bm->count) << (bm->shift + SECTOR_SHIFT);
+	s64 bits = max_t(s64, atomic64_read(&bm->count), 0);
+	u64 count = (u64)bits << (bm->shift + SECTOR_SHIFT);
 	u64 tail = bm->len & ((1ULL << bm->shift) - 1);
 
 	if (tail && count &&

@@ -5,7 +5,10 @@
 #
 # Proves that a device takes at most 32 dirty bitmaps: the 33rd
 # "cbwctl bitmap add" fails with the documented message (ENOSPC) and leaves
-# the 32 as they were, and a bitmap can be added again once one is removed.
+# the 32 as they were, and a bitmap can be added again once one is removed;
+# and that a 1 GiB discard through the cbw device marks exactly the bytes it
+# covers in a bitmap of the smallest granularity (512 bytes) and in a 64 KiB
+# one, counting granules marked before only once.
 
 . "$(dirname -- "$0")/lib.sh"
 
@@ -16,7 +19,7 @@ origin=
 cow=
 
 cbw_setup 64
-cbw_require_cmds jq
+cbw_require_cmds blkdiscard jq
 [[ -x $CBWCTL ]] || cbw_bail "$CBWCTL is not built: run make -C tools/cbwctl"
 cbw_kmsg_mark
 
@@ -69,6 +72,59 @@ done
 "$CBWCTL" bitmap remove "$name" one-too-many 2>/dev/null || true
 cbw_expect_eq "all removed" "" "$(bitmap_names "$name")"
 
+# ---------------------------------------------------------------------------
+# A huge discard or write-zeroes marks exactly what it covers
+# ---------------------------------------------------------------------------
+GIB_SECTORS=$((1 << 21))
+
+# count_of DEV NAME: dirty bytes of bitmap NAME.
+count_of()
+{
+	"$CBWCTL" --json bitmap query "$1" "$2" | jq -r '.count'
+}
+
+# extents_of DEV NAME: the dirty extents, "offset+length" in bytes.
+extents_of()
+{
+	"$CBWCTL" --json bitmap dump "$1" "$2" |
+		jq -r '[.extents[] | "\(.offset)+\(.length)"] | join(" ")'
+}
+
+# sectors DEV START COUNT: a write of COUNT sectors at START.
+sectors()
+{
+	dd if=/dev/urandom of="$1" bs=512 seek="$2" count="$3" \
+		oflag=direct conv=notrunc status=none
+}
+
+big_discard()
+{
+	local what=discard start=5 end=$((5 + GIB_SECTORS))
+
+	"$CBWCTL" bitmap add "$name" fine --granularity 512
+	"$CBWCTL" bitmap add "$name" coarse --granularity 64K
+	# Before: one granule outside, whole words and a few granules inside,
+	# and a write that crosses the end of the big range.
+	sectors "$guest" 1 1
+	sectors "$guest" 64 64
+	sectors "$guest" 1000 8
+	sectors "$guest" $((end - 3)) 5
+	cbw_check "$what: 1 GiB from sector $start through the cbw device" \
+		blkdiscard -f -o $((start * 512)) -l $((GIB_SECTORS * 512)) \
+		"$guest"
+	# Marked: sector 1 and sectors 5..end+1.
+	cbw_expect_eq "$what: 512 B granularity: every byte once" \
+		$(((1 + end + 2 - start) * 512)) "$(count_of "$name" fine)"
+	cbw_expect_eq "$what: 512 B granularity: two extents" \
+		"512+512 $((start * 512))+$(((end + 2 - start) * 512))" \
+		"$(extents_of "$name" fine)"
+	cbw_expect_eq "$what: 64 KiB granularity: granules 0 to the end" \
+		$(((((end + 1) >> 7) + 1) * 65536)) "$(count_of "$name" coarse)"
+	"$CBWCTL" bitmap remove "$name" fine
+	"$CBWCTL" bitmap remove "$name" coarse
+}
+
+big_discard
 cbw_dm_remove "$name"
 
 cbw_done
