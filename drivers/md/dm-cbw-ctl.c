@@ -12,6 +12,7 @@
 #include <linux/fs.h>
 #include <linux/miscdevice.h>
 #include <linux/module.h>
+#include <linux/sched.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 
@@ -418,28 +419,61 @@ static void cbw_walk_bitmap(struct cbw_dirty_bitmap *bm,
 	}
 }
 
+/*
+ * Chunks of the access map scanned per hold of s->lock: guest writes and
+ * snapshot reads spin on it with interrupts off, so no whole-map scan.
+ */
+#define CBW_WALK_WINDOW		(64UL * 1024)
+
+/*
+ * One window, chunks [@chunk, @limit): false when the walk is full.  An
+ * extent that goes on past the window is continued by the next one, which
+ * cbw_walk_add() joins to it.
+ */
+static bool cbw_walk_access_window(struct cbw_snapshot *s,
+				   struct cbw_extent_walk *w,
+				   unsigned long chunk, unsigned long limit,
+				   sector_t sector, sector_t end)
+{
+	unsigned long stop;
+	sector_t start;
+	bool more = true;
+
+	spin_lock_irq(&s->lock);
+	while ((chunk = find_next_bit(s->access, limit, chunk)) < limit) {
+		stop = find_next_zero_bit(s->access, limit, chunk);
+		start = max(sector, cbw_chunk_to_sector(s, chunk));
+		more = cbw_walk_add(w, start,
+				    min(end, cbw_chunk_to_sector(s, stop)));
+		if (!more)
+			break;
+		chunk = stop;
+	}
+	spin_unlock_irq(&s->lock);
+	return more;
+}
+
+/*
+ * The map is read a window at a time, so a snapshot discard that runs
+ * meanwhile may or may not show: each extent was accessible at some point
+ * of the call.
+ */
 static void cbw_walk_access(struct cbw_snapshot *s, struct cbw_extent_walk *w,
 			    sector_t sector, sector_t end)
 {
-	unsigned long chunk, stop, last;
-	sector_t start;
+	unsigned long chunk, limit, last;
 
 	w->next = end;
 	if (sector >= end)
 		return;
 	last = cbw_sector_to_chunk(s, end - 1);
-	chunk = cbw_sector_to_chunk(s, sector);
-
-	spin_lock_irq(&s->lock);
-	while ((chunk = find_next_bit(s->access, last + 1, chunk)) <= last) {
-		stop = find_next_zero_bit(s->access, last + 1, chunk);
-		start = max(sector, cbw_chunk_to_sector(s, chunk));
-		if (!cbw_walk_add(w, start,
-				  min(end, cbw_chunk_to_sector(s, stop))))
-			break;
-		chunk = stop;
+	for (chunk = cbw_sector_to_chunk(s, sector); chunk <= last;
+	     chunk = limit) {
+		limit = min(last + 1, chunk + CBW_WALK_WINDOW);
+		if (!cbw_walk_access_window(s, w, chunk, limit, sector, end))
+			return;
+		cond_resched();
 	}
-	spin_unlock_irq(&s->lock);
 }
 
 static int cbw_ctl_read_range(struct cbw_device *dev, unsigned int nr,

@@ -6,9 +6,13 @@
 # Proves that a device takes at most 32 dirty bitmaps: the 33rd
 # "cbwctl bitmap add" fails with the documented message (ENOSPC) and leaves
 # the 32 as they were, and a bitmap can be added again once one is removed;
-# and that a 1 GiB discard through the cbw device marks exactly the bytes it
+# that a 1 GiB discard through the cbw device marks exactly the bytes it
 # covers in a bitmap of the smallest granularity (512 bytes) and in a 64 KiB
-# one, counting granules marked before only once.
+# one, counting granules marked before only once; and that the snapshot access map of an 8 GiB snapshot at 4 KiB chunks
+# (2097152 chunks), made sparse by snapshot discards with extents across,
+# at and between the boundaries of 65536 chunks, is returned exactly as a
+# model says, whole and in small batches, for the whole device and for a
+# range.
 
 . "$(dirname -- "$0")/lib.sh"
 
@@ -126,5 +130,80 @@ big_discard()
 
 big_discard
 cbw_dm_remove "$name"
+
+# ---------------------------------------------------------------------------
+# The access map of a large sparse snapshot
+# ---------------------------------------------------------------------------
+CHUNKS=$((1 << 21))		# 8 GiB at 4 KiB chunks
+CB=$((C * 512))
+cbw_loop_create origin $((CHUNKS * CB >> 20))
+cbw_loop_create cow $((CHUNKS * CB >> 20))
+big=$(cbw_name big)
+acc_name=$(cbw_name acc)
+cbw_create "$big" "$origin" "$C"
+cbw_check "snapshot of 8 GiB at 4 KiB chunks" cbw_snapshot_start "$big" "$cow"
+cbw_access_create "$acc_name" "$big" rw
+acc=$(cbw_dm_path "$acc_name")
+
+# Kept extents, in chunks: first chunk, across a 64K-chunk boundary, ending
+# at one, starting at one, a long one across several, the last chunk.
+keep=(0:1 65535:2 131071:1 196608:1 300000:200000 $((CHUNKS - 1)):1)
+prev=0
+for k in "${keep[@]}"; do
+	s=${k%:*}
+	if ((s > prev)); then
+		blkdiscard -f -o $((prev * CB)) -l $(((s - prev) * CB)) "$acc" ||
+			cbw_fail "snapshot discard of chunks $prev-$((s - 1))"
+	fi
+	prev=$((s + ${k#*:}))
+done
+cbw_expect_eq "snapshot discards left the kept chunks accessible" \
+	$((1 + 2 + 1 + 1 + 200000 + 1)) "$(cbw_stat "$big" accessible)"
+
+# model [OFFSET LENGTH]: the kept extents clamped to the byte range.
+model()
+{
+	local off=${1:-0} end k s e out=()
+
+	end=$((off + ${2:-$((CHUNKS * CB))}))
+	for k in "${keep[@]}"; do
+		s=$((${k%:*} * CB))
+		e=$((s + ${k#*:} * CB))
+		((s < off)) && s=$off
+		((e > end)) && e=$end
+		((s < e)) && out+=("$s+$((e - s))")
+	done
+	echo "${out[*]}"
+}
+
+# access_map BATCH [OPTIONS]: the access map, merged across batches.
+access_map()
+{
+	local batch=$1
+
+	shift
+	"$CBWCTL" --json snapshot access-map "$big" --batch "$batch" "$@" |
+		jq -r 'reduce .extents[] as $e ([];
+			if length > 0 and (.[-1][0] + .[-1][1]) == $e.offset
+			then .[-1][1] += $e.length else . + [[$e.offset, $e.length]] end)
+			| map("\(.[0])+\(.[1])") | join(" ")'
+}
+
+cbw_expect_eq "access map of the whole device" "$(model)" "$(access_map 4096)"
+cbw_expect_eq "access map in batches of 1 extent" "$(model)" "$(access_map 1)"
+cbw_expect_eq "access map in batches of 3 extents" "$(model)" "$(access_map 3)"
+off=$((65536 * CB - 1024))
+len=$(((300001 - 65536) * CB + 1024 + 512))
+cbw_expect_eq "access map of a range that starts and ends inside extents" \
+	"$(model "$off" "$len")" \
+	"$(access_map 2 --offset "$off" --length "$len")"
+off=$((300000 * CB + 512))
+len=$((180000 * CB))
+cbw_expect_eq "access map of a range inside one long extent" \
+	"$(model "$off" "$len")" \
+	"$(access_map 4096 --offset "$off" --length "$len")"
+
+cbw_dm_remove "$acc_name"
+cbw_dm_remove "$big"
 
 cbw_done
