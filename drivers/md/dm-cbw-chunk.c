@@ -202,16 +202,18 @@ void cbw_chunks_drop(struct cbw_snapshot *s, unsigned long first,
 
 /*
  * Before the snapshot starts: only the chunks dirty in @bm (rounded out to
- * whole chunks) are copied and readable.  Called under dev->bitmaps_lock.
+ * whole chunks) are copied and readable.  Called under dev->bitmaps_lock,
+ * from the preresume that publishes @s afterwards: until then no bio and no
+ * reader can see @s, so s->lock is not needed, and the whole-map work does
+ * not run with interrupts off.  (A concurrent "dmsetup status" may show
+ * the counts from before or after.)
  */
 void cbw_snapshot_restrict(struct cbw_snapshot *s, struct cbw_dirty_bitmap *bm)
 {
-	spin_lock_irq(&s->lock);
 	cbw_bitmap_to_chunks(bm, s, s->to_copy);
 	bitmap_copy(s->access, s->to_copy, s->nr_chunks);
 	s->nr_to_copy = bitmap_weight(s->to_copy, s->nr_chunks);
 	s->nr_accessible = s->nr_to_copy;
-	spin_unlock_irq(&s->lock);
 }
 
 const char *cbw_state_name(enum dm_cbw_snapshot_state state)

@@ -666,6 +666,10 @@ static void cbw_status(struct dm_target *ti, status_type_t type,
 		DMEMIT(",origin_name=%s,cow_name=%s,chunk_sectors=%llu",
 		       c->origin->name, cow_name,
 		       (unsigned long long)c->chunk_sectors);
+		if (c->snap_bitmap_name[0])
+			DMEMIT(",snapshot_bitmap=%s", c->snap_bitmap_name);
+		if (c->freeze_bitmap_name[0])
+			DMEMIT(",freeze_bitmap=%s", c->freeze_bitmap_name);
 		DMEMIT(",on_cbw_error=%s,cbw_timeout_ms=%u;",
 		       cbw_policy_name(c->policy), c->timeout_ms);
 		break;
@@ -682,7 +686,7 @@ static int cbw_iterate_devices(struct dm_target *ti,
 
 static struct target_type cbw_target = {
 	.name = DM_CBW_TARGET_NAME,
-	.version = {1, 2, 0},
+	.version = {1, 3, 0},
 	.features = DM_TARGET_SINGLETON,
 	.module = THIS_MODULE,
 	.ctr = cbw_ctr,
@@ -749,5 +753,7 @@ module_init(dm_cbw_init);
 module_exit(dm_cbw_exit);
 
 MODULE_DESCRIPTION(DM_NAME " copy-before-write target with snapshot access");
+MODULE_AUTHOR("The dm-cbw developers");
+MODULE_VERSION("1.3.0");
 MODULE_LICENSE("GPL");
 MODULE_ALIAS("dm-cbw-access");
