@@ -19,7 +19,7 @@
 #include "dm-cbw.h"
 
 #define CBW_API_MAJOR	1
-#define CBW_API_MINOR	1
+#define CBW_API_MINOR	2
 #define CBW_API_PATCH	0
 
 /* The fields every argument structure starts with. */
