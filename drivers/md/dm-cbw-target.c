@@ -17,6 +17,14 @@
 
 /* Chunks larger than this make copy-before-write latency unreasonable. */
 #define CBW_MAX_CHUNK_SECTORS	BIT(21)
+/*
+ * The chunk bitmaps of a snapshot are handled with the bitmap helpers,
+ * whose sizes and offsets are (unsigned) int in 6.1: a larger count would
+ * be cut modulo 2^32 and leave chunks unprotected.  This also keeps each
+ * bitmap's kvcalloc() below INT_MAX bytes, and every chunk index within an
+ * unsigned long on 32-bit kernels.
+ */
+#define CBW_MAX_CHUNKS		INT_MAX
 
 struct cbw_c {
 	struct dm_target *ti;
@@ -113,6 +121,11 @@ static int cbw_check_devices(struct cbw_c *c)
 	    !cbw_chunk_fits_block(c, c->cow)) {
 		ti->error =
 		    "Chunk size is smaller than a logical block of the origin or COW device";
+		return -EINVAL;
+	}
+	if (c->cow && DIV_ROUND_UP_SECTOR_T(ti->len, c->chunk_sectors) >
+		      CBW_MAX_CHUNKS) {
+		ti->error = "Too many chunks: increase the chunk size";
 		return -EINVAL;
 	}
 	if (bdev_nr_sectors(c->origin->bdev) < ti->len) {
