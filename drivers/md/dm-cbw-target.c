@@ -113,6 +113,18 @@ static bool cbw_chunk_fits_block(struct cbw_c *c, struct dm_dev *d)
 		     c->chunk_sectors;
 }
 
+/*
+ * A copy ends at the end of the target: its last piece must be whole
+ * logical blocks of the COW device, or every write to the last chunk
+ * fails.  dm checks the origin too, but with a message that does not
+ * name the target, and for a reload only at resume.
+ */
+static bool cbw_len_fits_block(struct cbw_c *c, struct dm_dev *d)
+{
+	return !d || IS_ALIGNED(c->ti->len,
+				bdev_logical_block_size(d->bdev) >> SECTOR_SHIFT);
+}
+
 static int cbw_check_devices(struct cbw_c *c)
 {
 	struct dm_target *ti = c->ti;
@@ -121,6 +133,12 @@ static int cbw_check_devices(struct cbw_c *c)
 	    !cbw_chunk_fits_block(c, c->cow)) {
 		ti->error =
 		    "Chunk size is smaller than a logical block of the origin or COW device";
+		return -EINVAL;
+	}
+	if (!cbw_len_fits_block(c, c->origin) ||
+	    !cbw_len_fits_block(c, c->cow)) {
+		ti->error =
+		    "Target length is not whole logical blocks of the origin or COW device";
 		return -EINVAL;
 	}
 	if (c->cow && DIV_ROUND_UP_SECTOR_T(ti->len, c->chunk_sectors) >
@@ -672,6 +690,14 @@ static void cbw_status(struct dm_target *ti, status_type_t type,
 	}
 }
 
+/*
+ * Only the origin: guest I/O goes to it alone.  The COW device receives
+ * copy bios that dm-cbw builds itself, which the block layer splits to
+ * the COW's limits; stacking its limits and features (discard, write
+ * zeroes, polling, zoned model, logical block size) onto the cbw device
+ * would change what the guest sees whenever a snapshot starts or ends.
+ * Its geometry is checked in the constructor instead.
+ */
 static int cbw_iterate_devices(struct dm_target *ti,
 			       iterate_devices_callout_fn fn, void *data)
 {
