@@ -51,7 +51,7 @@ struct cbw_c {
 /* What a completed write marks in the dirty bitmaps. */
 struct cbw_bio {
 	sector_t sector;
-	sector_t nr_sectors;
+	sector_t nr_sectors;	/* 0: marks nothing */
 };
 
 /*
@@ -554,14 +554,31 @@ static int cbw_map(struct dm_target *ti, struct bio *bio)
 	return cbw_copy_map_write(c->snap, bio);
 }
 
-/* A write that completed is marked in the recording dirty bitmaps. */
+/*
+ * A write that dm-cbw fails before sending it to the origin (its copy
+ * failed or timed out) changed nothing on the device: it marks no dirty
+ * bitmap.  Called by the copy engine before it ends such a bio.
+ */
+void cbw_bio_failed_unsent(struct bio *bio)
+{
+	struct cbw_bio *cb = dm_per_bio_data(bio, sizeof(*cb));
+
+	cb->nr_sectors = 0;
+}
+
+/*
+ * A write that completed is marked in the recording dirty bitmaps, even if
+ * it failed: part of it may have reached the media (a split below dm-cbw,
+ * a transport timeout), and an incremental backup must not miss it.  QEMU
+ * marks whatever the result, too.
+ */
 static int cbw_end_io(struct dm_target *ti, struct bio *bio,
 		      blk_status_t *error)
 {
 	struct cbw_bio *cb = dm_per_bio_data(bio, sizeof(*cb));
 	struct cbw_c *c = ti->private;
 
-	if (cb->nr_sectors && !*error)
+	if (cb->nr_sectors)
 		cbw_bitmaps_mark_write(c->dev, cb->sector, cb->nr_sectors);
 	return DM_ENDIO_DONE;
 }

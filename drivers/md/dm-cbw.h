@@ -206,6 +206,9 @@ static inline sector_t cbw_chunk_to_sector(struct cbw_snapshot *s,
 	return (sector_t)chunk << s->chunk_shift;
 }
 
+/* dm-cbw-target.c */
+void cbw_bio_failed_unsent(struct bio *bio);
+
 /* dm-cbw-device.c */
 struct cbw_device *cbw_device_get(struct mapped_device *md);
 void cbw_device_detach(struct cbw_device *dev, struct list_head *target);
