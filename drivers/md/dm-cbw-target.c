@@ -515,6 +515,8 @@ static int cbw_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	ti->num_flush_bios = 1;
 	ti->num_discard_bios = 1;
 	ti->num_write_zeroes_bios = 1;
+	/* Writes that wait for a copy are sent with dm_submit_bio_remap(). */
+	ti->accounts_remapped_io = true;
 	ti->per_io_data_size = sizeof(struct cbw_bio);
 	ti->private = c;
 	return 0;
