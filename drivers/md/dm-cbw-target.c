@@ -536,6 +536,22 @@ static void cbw_dtr(struct dm_target *ti)
  * I/O
  *--------------------------------------------------------------
  */
+/*
+ * Zero-length bios change no data, except zone management (zone reset or
+ * finish on a host-aware origin), which would bypass copy-before-write:
+ * only empty flushes are passed on.
+ */
+static int cbw_map_empty(struct bio *bio)
+{
+	if (op_is_zone_mgmt(bio_op(bio)) ||
+	    (op_is_write(bio_op(bio)) && !op_is_flush(bio->bi_opf))) {
+		bio->bi_status = BLK_STS_NOTSUPP;
+		bio_endio(bio);
+		return DM_MAPIO_SUBMITTED;
+	}
+	return DM_MAPIO_REMAPPED;
+}
+
 static int cbw_map(struct dm_target *ti, struct bio *bio)
 {
 	struct cbw_bio *cb = dm_per_bio_data(bio, sizeof(*cb));
@@ -544,7 +560,7 @@ static int cbw_map(struct dm_target *ti, struct bio *bio)
 	cb->nr_sectors = 0;
 	bio_set_dev(bio, c->origin->bdev);
 	if (!bio_sectors(bio))
-		return DM_MAPIO_REMAPPED;
+		return cbw_map_empty(bio);
 	bio->bi_iter.bi_sector = dm_target_offset(ti, bio->bi_iter.bi_sector);
 
 	if (!op_is_write(bio_op(bio)))
@@ -725,6 +741,15 @@ static int cbw_iterate_devices(struct dm_target *ti,
 	return fn(ti, c->origin, 0, ti->len, data);
 }
 
+/*
+ * A host-aware zoned origin would make the cbw device zoned, and zone
+ * management would change data without a copy: the device is not zoned.
+ */
+static void cbw_io_hints(struct dm_target *ti, struct queue_limits *limits)
+{
+	limits->zoned = BLK_ZONED_NONE;
+}
+
 static struct target_type cbw_target = {
 	.name = DM_CBW_TARGET_NAME,
 	.version = {1, 2, 0},
@@ -737,6 +762,7 @@ static struct target_type cbw_target = {
 	.preresume = cbw_preresume,
 	.status = cbw_status,
 	.iterate_devices = cbw_iterate_devices,
+	.io_hints = cbw_io_hints,
 };
 
 /*
