@@ -306,6 +306,7 @@ static void cbw_copy_failed(struct cbw_snapshot *s, struct cbw_copy_job *job,
 
 static void cbw_fail_bio(struct bio *bio, int err)
 {
+	cbw_bio_failed_unsent(bio);
 	bio->bi_status = errno_to_blk_status(err);
 	bio_endio(bio);
 }

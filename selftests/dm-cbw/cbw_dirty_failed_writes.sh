@@ -8,8 +8,9 @@
 # origin still marks its granules: a 128 KiB write whose first 64 KiB
 # reach the good half before the second 64 KiB fail (dm splits it at the
 # boundary), a write that fails completely, and, while a snapshot is
-# active, a write whose copy succeeded but whose own write failed; and that
-# writes that succeed are marked as before, reads not at all.
+# active, a write whose copy succeeded but whose own write failed; that
+# writes that succeed are marked as before, reads not at all; and that a
+# write that dm-cbw fails itself because its copy failed marks nothing.
 
 . "$(dirname -- "$0")/lib.sh"
 
@@ -88,5 +89,18 @@ cbw_check_fails "under a snapshot, a write to the failing half fails" \
 	write $((bad + 8 * G)) 4096
 cbw_expect_eq "its chunk was copied first" 1 "$(cbw_stat "$name" copied)"
 cbw_expect_eq "and it marks its granule" "$((bad + 8 * G))+$G" "$(extents)"
+clear_bitmap
+
+# A write that dm-cbw fails itself because its copy failed (a COW device
+# that fails writes, break_guest_write) never reached the origin.
+cbw_snapshot_end "$name"
+fcow=$(cbw_name fcow)
+cbw_dm_create "$fcow" "0 $len flakey $cow 0 0 3600 1 error_writes"
+cbw_snapshot_start "$name" "$(cbw_dm_path "$fcow")"
+cbw_check_fails "a write whose copy fails fails" write $((2 * G)) 4096
+cbw_expect_eq "its chunk was not copied" 0 "$(cbw_stat "$name" copied)"
+cbw_expect_eq "and it marks nothing" "" "$(extents)"
+cbw_snapshot_end "$name"
+cbw_dm_remove "$fcow"
 
 cbw_done
