@@ -24,8 +24,13 @@ struct cbw_access_c {
 	dev_t cbw_devt;
 	struct cbw_device *dev;
 	u64 seq;		/* the snapshot this device reads; under dev->lock */
+	bool bound;		/* seq is set for good */
+	sector_t len;		/* of this target and of the snapshot it reads */
 	sector_t chunk_sectors;	/* of the cbw table when this one was made */
 	unsigned int logical_block_size;	/* likewise */
+	/* The snapshot's devices, if it had one when this one was made. */
+	struct dm_dev *origin;
+	struct dm_dev *cow;
 };
 
 struct cbw_access_io {
@@ -38,7 +43,8 @@ struct cbw_access_io {
  * The cbw device is found by its device number but not opened: a file
  * system mounted on it holds it exclusively, and dm_get_device() would
  * claim it exclusively too.  All I/O goes to the devices of the cbw
- * table, which the published snapshot keeps alive while it is read.
+ * table, which the published snapshot keeps alive while it is read; they
+ * are stacked too (cbw_access_get_devices()).
  */
 static int cbw_access_find_device(struct cbw_access_c *ac, const char *path)
 {
@@ -65,6 +71,55 @@ static int cbw_access_find_device(struct cbw_access_c *ac, const char *path)
 	return 0;
 }
 
+static int cbw_access_get_device(struct dm_target *ti, dev_t devt,
+				 struct dm_dev **result)
+{
+	char name[24];
+
+	snprintf(name, sizeof(name), "%u:%u", MAJOR(devt), MINOR(devt));
+	return dm_get_device(ti, name, dm_table_get_mode(ti->table), result);
+}
+
+/*
+ * Hold the origin and COW device of the snapshot this device reads, so
+ * that their limits stack (segment and DMA limits, polling), and dmsetup
+ * deps and the holders directories show them.  The cbw table has claimed
+ * them with dm's common holder, so this open does not conflict with it.
+ * A device made while there is no snapshot binds later, to a snapshot
+ * whose devices it cannot open in the I/O path: it holds none.
+ */
+static int cbw_access_get_devices(struct dm_target *ti, dev_t origin,
+				  dev_t cow)
+{
+	struct cbw_access_c *ac = ti->private;
+	int r;
+
+	if (!ac->seq)
+		return 0;
+	r = cbw_access_get_device(ti, origin, &ac->origin);
+	if (r) {
+		ti->error = "Error opening the origin device of the snapshot";
+		return r;
+	}
+	r = cbw_access_get_device(ti, cow, &ac->cow);
+	if (r) {
+		ti->error = "Error opening the COW device of the snapshot";
+		return r;
+	}
+	return 0;
+}
+
+static void cbw_access_destroy(struct dm_target *ti, struct cbw_access_c *ac)
+{
+	if (ac->cow)
+		dm_put_device(ti, ac->cow);
+	if (ac->origin)
+		dm_put_device(ti, ac->origin);
+	if (ac->dev)
+		cbw_device_put(ac->dev);
+	kfree(ac);
+}
+
 /*
  * Construct a snapshot-access mapping:
  *   cbw-access <cbw dev>
@@ -73,6 +128,7 @@ static int cbw_access_ctr(struct dm_target *ti, unsigned int argc,
 			  char **argv)
 {
 	struct cbw_access_c *ac;
+	dev_t origin = 0, cow = 0;
 	int r;
 
 	if (argc != 1) {
@@ -85,6 +141,8 @@ static int cbw_access_ctr(struct dm_target *ti, unsigned int argc,
 		ti->error = "Cannot allocate cbw-access context";
 		return -ENOMEM;
 	}
+	ti->private = ac;
+	ac->len = ti->len;
 
 	r = cbw_access_find_device(ac, argv[0]);
 	if (r) {
@@ -98,10 +156,14 @@ static int cbw_access_ctr(struct dm_target *ti, unsigned int argc,
 	}
 
 	spin_lock_irq(&ac->dev->lock);
-	if (ac->dev->len != ti->len)
+	if (ac->dev->len != ti->len) {
 		r = -EINVAL;
-	else if (ac->dev->snap)
+	} else if (ac->dev->snap) {
 		ac->seq = ac->dev->snap->seq;
+		ac->bound = true;
+		origin = ac->dev->snap->origin->bd_dev;
+		cow = ac->dev->snap->cow->bd_dev;
+	}
 	ac->chunk_sectors = ac->dev->chunk_sectors;
 	ac->logical_block_size = ac->dev->logical_block_size;
 	spin_unlock_irq(&ac->dev->lock);
@@ -109,33 +171,75 @@ static int cbw_access_ctr(struct dm_target *ti, unsigned int argc,
 		ti->error = "Length does not match the cbw device";
 		goto bad;
 	}
+	r = cbw_access_get_devices(ti, origin, cow);
+	if (r)
+		goto bad;
 
 	ti->num_flush_bios = 1;
 	ti->num_discard_bios = 1;
 	ti->discards_supported = true;
 	ti->per_io_data_size = sizeof(struct cbw_access_io);
-	ti->private = ac;
 	return 0;
 
 bad:
-	if (ac->dev)
-		cbw_device_put(ac->dev);
-	kfree(ac);
+	cbw_access_destroy(ti, ac);
 	return r;
 }
 
 static void cbw_access_dtr(struct dm_target *ti)
 {
-	struct cbw_access_c *ac = ti->private;
-
-	cbw_device_put(ac->dev);
-	kfree(ac);
+	cbw_access_destroy(ti, ti->private);
 }
 
-/* Enter the snapshot this device reads (bound on first use). */
+static unsigned int cbw_snapshot_logical_block_size(struct cbw_snapshot *s)
+{
+	return max(bdev_logical_block_size(s->origin),
+		   bdev_logical_block_size(s->cow));
+}
+
+/*
+ * A device made while the cbw device had no snapshot binds to the first
+ * snapshot it enters, if that snapshot has the geometry the device was
+ * made with: the same length and chunk size (its chunk bitmaps cover every
+ * sector the device can read, and discards are in its chunks) and no
+ * larger logical blocks.  It never binds to another one.
+ */
+static bool cbw_access_bind(struct cbw_access_c *ac, struct cbw_snapshot *s)
+{
+	unsigned long flags;
+	bool bound;
+
+	if (s->len != ac->len || s->chunk_sectors != ac->chunk_sectors ||
+	    cbw_snapshot_logical_block_size(s) > ac->logical_block_size)
+		return false;
+
+	spin_lock_irqsave(&ac->dev->lock, flags);
+	if (!ac->seq) {
+		ac->seq = s->seq;
+		/* Pairs with smp_load_acquire() in cbw_access_enter(). */
+		smp_store_release(&ac->bound, true);
+	}
+	bound = ac->seq == s->seq;
+	spin_unlock_irqrestore(&ac->dev->lock, flags);
+	return bound;
+}
+
+/* Enter the snapshot this device reads, or NULL if there is none. */
 static struct cbw_snapshot *cbw_access_enter(struct cbw_access_c *ac)
 {
-	return cbw_device_enter_snapshot(ac->dev, &ac->seq);
+	struct cbw_snapshot *s;
+	u64 seq = 0;
+
+	/* Pairs with smp_store_release() in cbw_access_bind(). */
+	if (smp_load_acquire(&ac->bound))
+		return cbw_device_enter_snapshot(ac->dev, &ac->seq);
+
+	s = cbw_device_enter_snapshot(ac->dev, &seq);
+	if (s && !cbw_access_bind(ac, s)) {
+		cbw_snapshot_leave(s);
+		s = NULL;
+	}
+	return s;
 }
 
 static int cbw_access_fail(struct bio *bio, blk_status_t status)
@@ -296,14 +400,21 @@ static void cbw_access_status(struct dm_target *ti, status_type_t type,
 }
 
 /*
- * No device is stacked (see cbw_access_find_device()), but dm core applies
- * io_hints only to targets that have this method.
+ * The devices of the snapshot, when this device holds them; dm core
+ * applies io_hints only to targets that have this method.
  */
 static int cbw_access_iterate_devices(struct dm_target *ti,
 				      iterate_devices_callout_fn fn,
 				      void *data)
 {
-	return 0;
+	struct cbw_access_c *ac = ti->private;
+	int r = 0;
+
+	if (ac->origin)
+		r = fn(ti, ac->origin, 0, ti->len, data);
+	if (!r && ac->cow)
+		r = fn(ti, ac->cow, 0, ti->len, data);
+	return r;
 }
 
 static void cbw_access_io_hints(struct dm_target *ti,
@@ -311,10 +422,15 @@ static void cbw_access_io_hints(struct dm_target *ti,
 {
 	struct cbw_access_c *ac = ti->private;
 
-	/* No device is stacked: take the block size of the cbw device. */
+	/*
+	 * The block size of the cbw device: the larger one of the origin and
+	 * COW device, also when no device is held.
+	 */
 	limits->logical_block_size = ac->logical_block_size;
 	limits->physical_block_size = ac->logical_block_size;
 	limits->io_min = ac->logical_block_size;
+	/* A read-only image of a host-aware origin has no zones to manage. */
+	limits->zoned = BLK_ZONED_NONE;
 
 	/* Only whole chunks can be dropped from a snapshot. */
 	limits->discard_granularity = ac->chunk_sectors << SECTOR_SHIFT;

@@ -410,6 +410,7 @@ static void cbw_copy_failed(struct cbw_snapshot *s, struct cbw_copy_job *job,
 
 static void cbw_fail_bio(struct bio *bio, int err)
 {
+	cbw_bio_failed_unsent(bio);
 	bio->bi_status = errno_to_blk_status(err);
 	bio_endio(bio);
 }
@@ -418,8 +419,10 @@ static void cbw_fail_bios(struct bio_list *failed)
 {
 	struct bio *bio;
 
-	while ((bio = bio_list_pop(failed)))
+	while ((bio = bio_list_pop(failed))) {
+		cbw_bio_failed_unsent(bio);
 		bio_endio(bio);
+	}
 }
 
 /* Tell dmsetup wait and dmeventd that the snapshot broke. */

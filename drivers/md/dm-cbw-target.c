@@ -17,6 +17,14 @@
 
 /* Chunks larger than this make copy-before-write latency unreasonable. */
 #define CBW_MAX_CHUNK_SECTORS	BIT(21)
+/*
+ * The chunk bitmaps of a snapshot are handled with the bitmap helpers,
+ * whose sizes and offsets are (unsigned) int in 6.1: a larger count would
+ * be cut modulo 2^32 and leave chunks unprotected.  This also keeps each
+ * bitmap's kvcalloc() below INT_MAX bytes, and every chunk index within an
+ * unsigned long on 32-bit kernels.
+ */
+#define CBW_MAX_CHUNKS		INT_MAX
 
 struct cbw_c {
 	struct dm_target *ti;
@@ -99,6 +107,18 @@ static bool cbw_chunk_fits_block(struct cbw_c *c, struct dm_dev *d)
 		     c->chunk_sectors;
 }
 
+/*
+ * A copy ends at the end of the target: its last piece must be whole
+ * logical blocks of the COW device, or every write to the last chunk
+ * fails.  dm checks the origin too, but with a message that does not
+ * name the target, and for a reload only at resume.
+ */
+static bool cbw_len_fits_block(struct cbw_c *c, struct dm_dev *d)
+{
+	return !d || IS_ALIGNED(c->ti->len,
+				bdev_logical_block_size(d->bdev) >> SECTOR_SHIFT);
+}
+
 static int cbw_check_devices(struct cbw_c *c)
 {
 	struct dm_target *ti = c->ti;
@@ -107,6 +127,17 @@ static int cbw_check_devices(struct cbw_c *c)
 	    !cbw_chunk_fits_block(c, c->cow)) {
 		ti->error =
 		    "Chunk size is smaller than a logical block of the origin or COW device";
+		return -EINVAL;
+	}
+	if (!cbw_len_fits_block(c, c->origin) ||
+	    !cbw_len_fits_block(c, c->cow)) {
+		ti->error =
+		    "Target length is not whole logical blocks of the origin or COW device";
+		return -EINVAL;
+	}
+	if (c->cow && DIV_ROUND_UP_SECTOR_T(ti->len, c->chunk_sectors) >
+		      CBW_MAX_CHUNKS) {
+		ti->error = "Too many chunks: increase the chunk size";
 		return -EINVAL;
 	}
 	if (bdev_nr_sectors(c->origin->bdev) < ti->len) {
@@ -478,6 +509,8 @@ static int cbw_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	ti->num_flush_bios = 1;
 	ti->num_discard_bios = 1;
 	ti->num_write_zeroes_bios = 1;
+	/* Writes that wait for a copy are sent with dm_submit_bio_remap(). */
+	ti->accounts_remapped_io = true;
 	ti->per_io_data_size = sizeof(struct cbw_bio);
 	ti->private = c;
 	return 0;
@@ -497,6 +530,22 @@ static void cbw_dtr(struct dm_target *ti)
  * I/O
  *--------------------------------------------------------------
  */
+/*
+ * Zero-length bios change no data, except zone management (zone reset or
+ * finish on a host-aware origin), which would bypass copy-before-write:
+ * only empty flushes are passed on.
+ */
+static int cbw_map_empty(struct bio *bio)
+{
+	if (op_is_zone_mgmt(bio_op(bio)) ||
+	    (op_is_write(bio_op(bio)) && !op_is_flush(bio->bi_opf))) {
+		bio->bi_status = BLK_STS_NOTSUPP;
+		bio_endio(bio);
+		return DM_MAPIO_SUBMITTED;
+	}
+	return DM_MAPIO_REMAPPED;
+}
+
 static int cbw_map(struct dm_target *ti, struct bio *bio)
 {
 	struct cbw_bio *cb = cbw_bio_data(bio);
@@ -505,7 +554,7 @@ static int cbw_map(struct dm_target *ti, struct bio *bio)
 	memset(cb, 0, sizeof(*cb));
 	bio_set_dev(bio, c->origin->bdev);
 	if (!bio_sectors(bio))
-		return DM_MAPIO_REMAPPED;
+		return cbw_map_empty(bio);
 	bio->bi_iter.bi_sector = dm_target_offset(ti, bio->bi_iter.bi_sector);
 
 	if (!op_is_write(bio_op(bio)))
@@ -517,14 +566,19 @@ static int cbw_map(struct dm_target *ti, struct bio *bio)
 	return cbw_copy_map_write(c->snap, bio);
 }
 
-/* A write that completed is marked in the recording dirty bitmaps. */
+/*
+ * A write that completed is marked in the recording dirty bitmaps, even if
+ * it failed: part of it may have reached the media (a split below dm-cbw,
+ * a transport timeout), and an incremental backup must not miss it.  QEMU
+ * marks whatever the result, too.
+ */
 static int cbw_end_io(struct dm_target *ti, struct bio *bio,
 		      blk_status_t *error)
 {
 	struct cbw_bio *cb = cbw_bio_data(bio);
 	struct cbw_c *c = ti->private;
 
-	if (cb->nr_sectors && !*error)
+	if (cb->nr_sectors)
 		cbw_bitmaps_mark_write(c->dev, cb->sector, cb->nr_sectors);
 	return DM_ENDIO_DONE;
 }
@@ -676,12 +730,29 @@ static void cbw_status(struct dm_target *ti, status_type_t type,
 	}
 }
 
+/*
+ * Only the origin: guest I/O goes to it alone.  The COW device receives
+ * copy bios that dm-cbw builds itself, which the block layer splits to
+ * the COW's limits; stacking its limits and features (discard, write
+ * zeroes, polling, zoned model, logical block size) onto the cbw device
+ * would change what the guest sees whenever a snapshot starts or ends.
+ * Its geometry is checked in the constructor instead.
+ */
 static int cbw_iterate_devices(struct dm_target *ti,
 			       iterate_devices_callout_fn fn, void *data)
 {
 	struct cbw_c *c = ti->private;
 
 	return fn(ti, c->origin, 0, ti->len, data);
+}
+
+/*
+ * A host-aware zoned origin would make the cbw device zoned, and zone
+ * management would change data without a copy: the device is not zoned.
+ */
+static void cbw_io_hints(struct dm_target *ti, struct queue_limits *limits)
+{
+	limits->zoned = BLK_ZONED_NONE;
 }
 
 static struct target_type cbw_target = {
@@ -697,6 +768,7 @@ static struct target_type cbw_target = {
 	.postsuspend = cbw_postsuspend,
 	.status = cbw_status,
 	.iterate_devices = cbw_iterate_devices,
+	.io_hints = cbw_io_hints,
 };
 
 /*

@@ -76,7 +76,7 @@ struct cbw_device {
  */
 struct cbw_bio {
 	sector_t sector;
-	sector_t nr_sectors;
+	sector_t nr_sectors;		/* 0: marks nothing */
 	unsigned long wait_start;	/* jiffies: it first waited for a copy */
 	bool waited;			/* wait_start is set */
 	unsigned int nr_copies;		/* copy jobs it owns */
@@ -86,6 +86,16 @@ struct cbw_bio {
 static inline struct cbw_bio *cbw_bio_data(struct bio *bio)
 {
 	return dm_per_bio_data(bio, sizeof(struct cbw_bio));
+}
+
+/*
+ * A write that dm-cbw fails before sending it to the origin (its copy
+ * failed or timed out) changed nothing on the device: it marks no dirty
+ * bitmap.  The copy engine calls this before it ends such a bio.
+ */
+static inline void cbw_bio_failed_unsent(struct bio *bio)
+{
+	cbw_bio_data(bio)->nr_sectors = 0;
 }
 
 /* A named dirty bitmap of a cbw device. */

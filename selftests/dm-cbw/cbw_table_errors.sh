@@ -24,6 +24,7 @@ declare -A MSG=(
 	[chunk_lbs]="Chunk size is smaller than a logical block of the origin or COW device"
 	[origin_small]="Origin device is smaller than the target"
 	[cow_small]="COW device is smaller than the target"
+	[len_lbs]="Target length is not whole logical blocks of the origin or COW device"
 	[opt_count]="Invalid number of optional arguments"
 	[opt_unknown]="Unknown optional argument"
 	[acc_argc]="Invalid argument count"
@@ -167,6 +168,12 @@ bad_table "a zero chunk size" cbw chunk_pow2 "0 $len cbw $origin $cow 0"
 bad_table "a chunk size over 1 GiB" cbw chunk_max "0 $len cbw $origin $cow 4194304"
 bad_table "a target longer than the origin" cbw origin_small "0 $((slen + 8)) cbw $small - 8"
 bad_table "a target longer than the COW device" cbw cow_small "0 $len cbw $origin $small 8"
+bad_table "a length that is not whole 4 KiB blocks of the COW device" cbw len_lbs \
+	"0 $((len - 1)) cbw $origin $cow4k 8"
+bad_table "a length that is not whole 4 KiB blocks of the origin" cbw len_lbs \
+	"0 $((len - 1)) cbw $origin4k $cow 8"
+bad_table "a tracking-only length that is not whole 4 KiB blocks of the origin" cbw len_lbs \
+	"0 $((len - 1)) cbw $origin4k - 8"
 bad_table "optional argument count 3 with one argument" cbw opt_count "0 $len cbw $origin $cow 8 3 foo"
 bad_table "a non-numeric optional argument count" cbw opt_count "0 $len cbw $origin $cow 8 x"
 bad_table "an unknown optional argument" cbw opt_unknown "0 $len cbw $origin $cow 8 1 foo"
@@ -188,6 +195,9 @@ good_table "a tracking-only table" "0 $len cbw $origin - 8"
 good_table "a snapshot table" "0 $len cbw $origin $cow 8"
 good_table "an empty optional argument group" "0 $len cbw $origin $cow 128 0"
 good_table "4 KiB chunks on 4 KiB-block devices" "0 $(cbw_size "$origin4k") cbw $origin4k $cow4k 8"
+good_table "a length that is whole 4 KiB blocks of the COW device" \
+	"0 $((len - 8)) cbw $origin $cow4k 8"
+good_table "a length that is not whole chunks" "0 $((len - 1)) cbw $origin $cow 8"
 good_table "a target shorter than its devices" "0 $((len / 2)) cbw $origin $cow 2048"
 good_table "the largest chunk size (1 GiB)" "0 $len cbw $origin $cow 2097152"
 
