@@ -1659,7 +1659,7 @@ static int cmd_probe(int argc, char **argv)
 #define MDL_MAX_EPOCHS		3	/* cbw-access devices alive at once */
 #define MDL_LOG_TAIL		40
 #define MDL_HOT			8
-#define MDL_STALL_MS		6000
+#define MDL_STALL_MS		10000
 #define MDL_FOUND_BAD		(GEN_ZERO - 1)	/* neither zeros nor a stamp */
 
 struct mdl_cand {
@@ -1722,6 +1722,7 @@ struct mdl {
 	unsigned int disturb;		/* odd while cbw or origin is suspended */
 	unsigned int timeout_ms;	/* cbw_timeout_ms of the live table */
 	unsigned int cur_cow;		/* 0, 1, or 2 for none */
+	bool cow_slow[2];		/* the COW's table delays or fails writes */
 
 	atomic_bool stop;
 	atomic_uint failures;
@@ -1729,6 +1730,7 @@ struct mdl {
 	atomic_uint_fast64_t writes_ok, writes_failed, writes_timed_out;
 	atomic_uint_fast64_t reads_ok, reads_failed, readbacks;
 	atomic_uint_fast64_t max_latency_ms;
+	atomic_uint stalls;		/* times the whole machine stood still */
 
 	/* operation log */
 	pthread_mutex_t log_lock;
@@ -1809,7 +1811,6 @@ static void mdl_log(struct mdl *m, const char *fmt, ...)
 	vsnprintf(line + len, sizeof(line) - len, fmt, ap);
 	va_end(ap);
 	/* tables: one line each */
-	line[strcspn(line, "\n") + strspn(line + strcspn(line, "\n"), "\n")] = line[0];
 	for (p = line; *p; p++)
 		if (*p == '\n')
 			*p = p[1] ? ';' : 0;
@@ -2098,6 +2099,29 @@ static bool mdl_pick_write(struct mdl_worker *w, uint64_t hot[][2],
 	return true;
 }
 
+/*
+ * A thread that wakes up every 10 ms: when it wakes up a second late, the
+ * machine (a loaded VM) stood still, and the writes in flight then are not
+ * held to the time bound.
+ */
+static void *mdl_heartbeat_fn(void *arg)
+{
+	struct mdl *m = arg;
+	uint64_t last = mdl_ms(m), now;
+
+	while (!atomic_load(&m->stop) && !mdl_time_up(m)) {
+		mdl_sleep_ms(10);
+		now = mdl_ms(m);
+		if (now - last > 1000) {
+			atomic_fetch_add(&m->stalls, 1);
+			mdl_log(m, "the machine stood still for %" PRIu64 " ms",
+				now - last);
+		}
+		last = now;
+	}
+	return NULL;
+}
+
 static void mdl_park(struct mdl *m)
 {
 	pthread_mutex_lock(&m->lock);
@@ -2120,7 +2144,7 @@ static void mdl_writer_io(struct mdl_worker *w, struct dev *d, void *buf,
 {
 	struct mdl *m = w->m;
 	struct mdl_inflight *fl = &m->inflight[w->id];
-	unsigned int d0, d1, timeout;
+	unsigned int d0, d1, timeout, stalls;
 	uint64_t i, t0, t, bound;
 	uint32_t gen = GEN_ZERO;
 	int err;
@@ -2143,6 +2167,7 @@ static void mdl_writer_io(struct mdl_worker *w, struct dev *d, void *buf,
 	d0 = m->disturb;
 	timeout = m->timeout_ms;
 	pthread_mutex_unlock(&m->lock);
+	stalls = atomic_load(&m->stalls);
 
 	t0 = mdl_ms(m);
 	if (kind == MDL_WRITE)
@@ -2176,7 +2201,8 @@ static void mdl_writer_io(struct mdl_worker *w, struct dev *d, void *buf,
 	} else {
 		atomic_fetch_add(&m->writes_ok, 1);
 	}
-	if (d0 != d1 || (d0 & 1))
+	if (d0 != d1 || (d0 & 1) || !timeout || !m->slack_ms ||
+	    stalls != atomic_load(&m->stalls))
 		return;
 	if (t > atomic_load(&m->max_latency_ms))
 		atomic_store(&m->max_latency_ms, t);
@@ -2185,7 +2211,7 @@ static void mdl_writer_io(struct mdl_worker *w, struct dev *d, void *buf,
 	 * copied one after the other, one more, and a generous slack.
 	 */
 	bound = timeout * (2 + n / BULK_SECTORS) + m->slack_ms;
-	if (timeout && t > bound)
+	if (t > bound)
 		mdl_fail(m, "writer %u: %s of guest sectors %" PRIu64 "+%" PRIu64
 			 " took %" PRIu64 " ms (%s) with cbw_timeout_ms %u, more than %"
 			 PRIu64 " ms, while nothing was suspended", w->id,
@@ -2270,14 +2296,15 @@ static uint8_t mdl_range_chunks(const struct mdl *m, const struct mdl_epoch *ep,
 	return worst;
 }
 
-static void mdl_read_one(struct mdl_worker *w, struct mdl_epoch *ep,
+/* One random read of @ep; false once @ep can no longer be read. */
+static bool mdl_read_one(struct mdl_worker *w, struct mdl_epoch *ep,
 			 struct dev *d, void *buf, uint64_t max)
 {
 	struct mdl *m = w->m;
 	struct dm_cbw_snapshot_info si;
 	uint64_t a = m->align, s, n;
 	const char *must_fail = NULL;
-	bool explained;
+	bool explained, dead;
 	char why[256];
 	int64_t bad;
 	int err;
@@ -2303,7 +2330,7 @@ static void mdl_read_one(struct mdl_worker *w, struct mdl_epoch *ep,
 			mdl_fail(m, "reader %u: read of %s sectors %" PRIu64 "+%"
 				 PRIu64 " returned data although %s", w->id,
 				 ep->name, s, n, must_fail);
-			return;
+			return false;
 		}
 		pthread_mutex_lock(&m->lock);
 		bad = mdl_match(ep->image, buf, s, n, why, sizeof(why));
@@ -2312,24 +2339,24 @@ static void mdl_read_one(struct mdl_worker *w, struct mdl_epoch *ep,
 			mdl_fail(m, "reader %u: snapshot %u (%s) sector %" PRId64
 				 " (read %" PRIu64 "+%" PRIu64 "): %s", w->id,
 				 ep->id, ep->name, bad, s, n, why);
-		return;
+		return true;
 	}
 	atomic_fetch_add(&m->reads_failed, 1);
 	if (err != -ENODATA && err != -EIO) {
 		mdl_fail(m, "reader %u: read of %s sectors %" PRIu64 "+%" PRIu64
 			 " failed with %s, not ENODATA or EIO", w->id, ep->name,
 			 s, n, errname(-err));
-		return;
+		return false;
 	}
 	pthread_mutex_lock(&m->lock);
-	explained = ep->ending || ep->broken ||
-		    mdl_range_chunks(m, ep, s, n) != MDL_CHUNK_IN;
+	dead = ep->ending || ep->broken;
+	explained = dead || mdl_range_chunks(m, ep, s, n) != MDL_CHUNK_IN;
 	pthread_mutex_unlock(&m->lock);
 	if (explained)
-		return;
+		return !dead;
 	/* broken since the last look? (then it is still this snapshot) */
 	if (!mdl_snapshot_info(m, &si))
-		return;
+		return false;
 	pthread_mutex_lock(&m->lock);
 	if (si.state == DM_CBW_SNAPSHOT_BROKEN && !ep->ending && !ep->broken) {
 		ep->broken = true;
@@ -2343,6 +2370,7 @@ static void mdl_read_one(struct mdl_worker *w, struct mdl_epoch *ep,
 			 " failed with %s, but the snapshot is active and the chunks"
 			 " were not discarded", w->id, ep->name, s, n,
 			 errname(-err));
+	return false;
 }
 
 static struct mdl_epoch *mdl_reader_enter(struct mdl_worker *w)
@@ -2398,9 +2426,12 @@ static void *mdl_reader_fn(void *arg)
 			break;
 		}
 		for (i = 0; i < 16 && !atomic_load(&m->stop); i++)
-			mdl_read_one(w, ep, &d, buf, max);
+			if (!mdl_read_one(w, ep, &d, buf, max))
+				break;
 		dev_close(&d);
 		mdl_reader_leave(m, ep);
+		if (i < 16)
+			mdl_sleep_ms(10);
 	}
 	free(buf);
 	return NULL;
@@ -2426,7 +2457,8 @@ static void mdl_poll(struct mdl *m)
 		return;
 	if (si.chunks_copied + si.chunks_to_copy + si.copies_in_flight >
 	    si.chunks_total || si.chunks_accessible > si.chunks_total)
-		mdl_fail(m, "inconsistent snapshot counters: total %llu copied %llu to_copy %llu in_flight %llu accessible %llu",
+		mdl_fail(m, "inconsistent snapshot counters: total %llu copied %llu to_copy %llu"
+			 " in_flight %llu accessible %llu",
 			 (unsigned long long)si.chunks_total,
 			 (unsigned long long)si.chunks_copied,
 			 (unsigned long long)si.chunks_to_copy,
@@ -2436,7 +2468,8 @@ static void mdl_poll(struct mdl *m)
 	if (m->cur && !m->cur->ending) {
 		if (si.state == DM_CBW_SNAPSHOT_BROKEN && !m->cur->broken) {
 			m->cur->broken = true;
-			mdl_log(m, "snapshot %u broken (error %d, %llu copies failed, %llu timed out)",
+			mdl_log(m, "snapshot %u broken (error %d, %llu copies failed,"
+				" %llu timed out)",
 				m->cur->id, si.error,
 				(unsigned long long)si.copies_failed,
 				(unsigned long long)si.copies_timed_out);
@@ -2566,7 +2599,9 @@ static void mdl_publish(struct mdl *m, struct mdl_cand *img, const char *desc)
 	FILE *f;
 
 	ep = calloc(1, sizeof(*ep));
-	if (!ep || !(ep->chunks = calloc(m->nr_chunks, 1))) {
+	if (ep)
+		ep->chunks = calloc(m->nr_chunks, 1);
+	if (!ep || !ep->chunks) {
 		msg("out of memory");
 		exit(EXIT_FAIL);
 	}
@@ -2629,13 +2664,13 @@ static void mdl_reload(struct mdl *m, unsigned int cow)
 	bool paused = snapshot && mdl_below(&m->rng, 2);
 	bool load_first = mdl_below(&m->rng, 3) == 0;
 	bool break_snapshot = mdl_below(&m->rng, 2);
-	static const unsigned int timeouts[] = { 0, 0, 50, 100, 200, 300 };
+	static const unsigned int timeouts[] = { 0, 0, 0, 50, 100, 200, 300 };
 	unsigned int timeout = 0;
 	char table[512], desc[160];
 	struct mdl_cand *img;
 
 	if (snapshot) {
-		timeout = timeouts[mdl_below(&m->rng, 6)];
+		timeout = timeouts[mdl_below(&m->rng, 7)];
 		snprintf(desc, sizeof(desc), "%s, %s, timeout %u ms",
 			 m->cow_names[cow], break_snapshot ? "break_snapshot" :
 			 "break_guest_write", timeout);
@@ -2783,6 +2818,7 @@ static void mdl_op_cow_fault(struct mdl *m)
 			 " delay %s 0 0 %s 0 %u\n", m->nr_sectors, dev, dev,
 			 MDL_STALL_MS);
 	}
+	m->cow_slow[cow] = mode >= 35;
 	mdl_swap_table(m, m->cow_names[cow], table, false);
 }
 
@@ -2855,7 +2891,16 @@ static void mdl_orchestrate(struct mdl *m)
 		m->op_counts[op]++;
 		switch (op) {
 		case MDL_OP_SNAPSHOT:
-			mdl_reload(m, mdl_below(&m->rng, 2));
+			/*
+			 * Mostly the other COW device when this one holds
+			 * copies back: a late copy of the old snapshot would
+			 * land in the new one's data.
+			 */
+			if (m->cur_cow < 2 && m->cow_slow[m->cur_cow] &&
+			    mdl_below(&m->rng, 4))
+				mdl_reload(m, !m->cur_cow);
+			else
+				mdl_reload(m, mdl_below(&m->rng, 2));
 			break;
 		case MDL_OP_END:
 			if (m->cur)
@@ -3099,20 +3144,21 @@ static int cmd_model(int argc, char **argv)
 	};
 	struct mdl_worker *workers;
 	unsigned int nr_cows = 0, i;
+	pthread_t heartbeat;
 	uint32_t pre_gen = 0, *final;
 	bool have_seed = false;
 	struct stat st;
 	struct mdl *m;
 	struct dev d;
 	uint64_t s;
-	int c;
+	int c, err;
 
 	m = calloc(1, sizeof(*m));
 	if (!m)
 		return EXIT_FAIL;
 	m->nr_writers = 4;
 	m->nr_readers = 2;
-	m->slack_ms = 2500;
+	m->slack_ms = 4000;
 	m->cur_cow = 2;
 	pthread_mutex_init(&m->lock, NULL);
 	pthread_mutex_init(&m->log_lock, NULL);
@@ -3180,7 +3226,8 @@ static int cmd_model(int argc, char **argv)
 	if (optind != argc || !m->cbw_name || !m->origin_name ||
 	    !m->origin_dev || nr_cows != 2 || !m->cow_dev || !m->acc_prefix ||
 	    !m->chunk || !m->seconds || !m->nr_writers || !m->work) {
-		msg("model: --cbw, --origin, --origin-dev, two --cow, --cow-dev, --access-prefix, --chunk-sectors, --seconds and --work are needed");
+		msg("model: --cbw, --origin, --origin-dev, two --cow, --cow-dev, --access-prefix,"
+		    " --chunk-sectors, --seconds and --work are needed");
 		print_usage();
 	}
 	if (m->chunk & (m->chunk - 1)) {
@@ -3246,7 +3293,8 @@ static int cmd_model(int argc, char **argv)
 			return EXIT_FAIL;
 		}
 	}
-	printf("model: %s (%" PRIu64 " sectors, chunk %" PRIu64 " sectors), COW %s and %s over %s, origin %s over %s, %" PRIu64
+	printf("model: %s (%" PRIu64 " sectors, chunk %" PRIu64
+	       " sectors), COW %s and %s over %s, origin %s over %s, %" PRIu64
 	       " writers, %" PRIu64 " readers, %" PRIu64 " s, seed %" PRIu64 "\n",
 	       m->cbw_name, m->nr_sectors, m->chunk, m->cow_names[0],
 	       m->cow_names[1], m->cow_dev, m->origin_name, m->origin_dev,
@@ -3259,7 +3307,6 @@ static int cmd_model(int argc, char **argv)
 	mdl_log(m, "seed %" PRIu64, m->seed);
 	for (i = 0; i < m->nr_writers + m->nr_readers; i++) {
 		struct mdl_worker *w = &workers[i];
-		int err;
 
 		w->m = m;
 		w->id = i < m->nr_writers ? i : i - m->nr_writers;
@@ -3272,7 +3319,13 @@ static int cmd_model(int argc, char **argv)
 		}
 	}
 
+	err = pthread_create(&heartbeat, NULL, mdl_heartbeat_fn, m);
+	if (err) {
+		msg("pthread_create: %s", strerror(err));
+		exit(EXIT_FAIL);
+	}
 	mdl_orchestrate(m);
+	pthread_join(heartbeat, NULL);
 
 	mdl_resume_writers(m);
 	for (i = 0; i < m->nr_writers + m->nr_readers; i++)
@@ -3316,11 +3369,12 @@ static int cmd_model(int argc, char **argv)
 	printf("\nmodel: snapshots %u, guest writes %" PRIuFAST64 " ok, %" PRIuFAST64
 	       " failed (%" PRIuFAST64 " ETIMEDOUT), read-backs %" PRIuFAST64
 	       ", snapshot reads %" PRIuFAST64 " ok, %" PRIuFAST64
-	       " failed, longest undisturbed write %" PRIuFAST64 " ms\n",
+	       " failed, longest write under a timeout %" PRIuFAST64 " ms\n",
 	       m->next_epoch, atomic_load(&m->writes_ok),
 	       atomic_load(&m->writes_failed), atomic_load(&m->writes_timed_out),
 	       atomic_load(&m->readbacks), atomic_load(&m->reads_ok),
 	       atomic_load(&m->reads_failed), atomic_load(&m->max_latency_ms));
+	printf("model: the machine stood still %u times\n", atomic_load(&m->stalls));
 	if (atomic_load(&m->failures)) {
 		mdl_print_tail(m);
 		msg("model: FAILED (%u failures, seed %" PRIu64 ")",

@@ -20,7 +20,7 @@
 #  - suspends and resumes the cbw device;
 #  - discards ranges of the snapshot through its cbw-access device;
 #  - swaps the table of a COW device: dm-linear, dm-flakey failing writes,
-#    dm-delay of 100 to 500 ms on writes, or a 6 s stall;
+#    dm-delay of 100 to 500 ms on writes, or a 10 s stall;
 #  - swaps the table of the origin: dm-linear, or one with dm-flakey zones
 #    that fail writes, whose edges fall inside guest writes.
 # The model knows every sector's possible content (a failed write may or may
@@ -48,7 +48,7 @@
 #   CBW_STRESS_CHUNK     chunk sectors (default: 8, 128 or 4096, by seed)
 #   CBW_STRESS_WRITERS   guest writer threads (default 4)
 #   CBW_STRESS_READERS   snapshot reader threads (default 2)
-#   CBW_STRESS_SLACK_MS  slack of the write time bound (default 2500)
+#   CBW_STRESS_SLACK_MS  slack of the write time bound (default 4000; 0: no bound)
 #   CBW_STRESS_LOG       copy the whole operation log to this file
 
 . "$(dirname -- "$0")/lib.sh"
@@ -98,7 +98,7 @@ rc=0
 	--access-prefix "$acc" --chunk-sectors "$chunk" --seconds "$seconds" \
 	--writers "${CBW_STRESS_WRITERS:-4}" --readers "${CBW_STRESS_READERS:-2}" \
 	--seed "$seed" --bitmap stress --work "$CBW_WORK" --log "$log" \
-	--slack-ms "${CBW_STRESS_SLACK_MS:-2500}" >"$CBW_WORK/model.out" 2>&1 || rc=$?
+	--slack-ms "${CBW_STRESS_SLACK_MS:-4000}" >"$CBW_WORK/model.out" 2>&1 || rc=$?
 cbw_info <"$CBW_WORK/model.out"
 [[ -z ${CBW_STRESS_LOG:-} ]] || cp -- "$log" "$CBW_STRESS_LOG" || true
 cbw_expect_eq "every snapshot and guest read matched the model (seed $seed)" 0 "$rc"
