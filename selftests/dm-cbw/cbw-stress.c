@@ -1697,6 +1697,7 @@ struct mdl {
 	const char *cow_names[2];
 	const char *bitmap, *work, *log_path;
 	uint64_t seconds, seed, chunk, nr_writers, nr_readers;
+	uint64_t nr_owners;		/* of stripes: the writers, then the orchestrator */
 	uint64_t slack_ms;
 	bool no_origin_faults;
 
@@ -1713,7 +1714,7 @@ struct mdl {
 	struct mdl_cand *state;
 	uint8_t *written;		/* per sector: a write to it succeeded */
 	struct mdl_cand *window;	/* image of the snapshot being taken */
-	struct mdl_inflight *inflight;	/* per writer */
+	struct mdl_inflight *inflight;	/* per owner */
 	struct mdl_epoch *epochs[MDL_MAX_EPOCHS];
 	struct mdl_epoch *cur;		/* the live table's snapshot, if any */
 	unsigned int next_epoch;
@@ -2063,8 +2064,8 @@ static bool mdl_pick_write(struct mdl_worker *w, uint64_t hot[][2],
 			   uint64_t *s, uint64_t *n)
 {
 	struct mdl *m = w->m;
-	uint64_t per = (m->nr_stripes + m->nr_writers - 1 - w->id) /
-		       m->nr_writers;
+	uint64_t per = (m->nr_stripes + m->nr_owners - 1 - w->id) /
+		       m->nr_owners;
 	uint64_t k, ss, se, a = m->align, max, len;
 
 	if (mdl_below(&w->rng, 100) < 40) {
@@ -2078,7 +2079,7 @@ static bool mdl_pick_write(struct mdl_worker *w, uint64_t hot[][2],
 	}
 	if (!per)
 		return false;
-	k = w->id + m->nr_writers * mdl_below(&w->rng, per);
+	k = w->id + m->nr_owners * mdl_below(&w->rng, per);
 	ss = round_up_to(mdl_stripe_start(m, k), a);
 	se = round_down(mdl_stripe_start(m, k + 1), a);
 	if (se <= ss)
@@ -2441,12 +2442,13 @@ static void *mdl_reader_fn(void *arg)
 
 enum {
 	MDL_OP_SNAPSHOT, MDL_OP_END, MDL_OP_SUSPEND, MDL_OP_DISCARD,
-	MDL_OP_COW_FAULT, MDL_OP_ORIGIN_FAULT, MDL_OP_RETIRE, MDL_NR_OPS
+	MDL_OP_COW_FAULT, MDL_OP_ORIGIN_FAULT, MDL_OP_RETIRE, MDL_OP_LATE_COPY,
+	MDL_NR_OPS
 };
 
 static const char *const mdl_op_names[MDL_NR_OPS] = {
 	"new-snapshot", "end-snapshot", "suspend", "access-discard",
-	"cow-fault", "origin-fault", "remove-access",
+	"cow-fault", "origin-fault", "remove-access", "late-copy",
 };
 
 static void mdl_poll(struct mdl *m)
@@ -2515,7 +2517,7 @@ static void mdl_window_begin(struct mdl *m)
 	}
 	pthread_mutex_lock(&m->lock);
 	memcpy(img, m->state, m->nr_sectors * sizeof(*img));
-	for (w = 0; w < m->nr_writers; w++) {
+	for (w = 0; w < m->nr_owners; w++) {
 		const struct mdl_inflight *fl = &m->inflight[w];
 
 		for (i = 0; fl->busy && i < fl->n; i++)
@@ -2657,20 +2659,18 @@ static const char *mdl_cow_path(struct mdl *m, unsigned int cow)
 	return cow < 2 ? m->cow_paths[cow] : "-";
 }
 
-/* Reload the cbw device: a new snapshot on COW @cow, or none (cow 2). */
-static void mdl_reload(struct mdl *m, unsigned int cow)
+/*
+ * Reload the cbw device: a new snapshot on COW @cow, or none (cow 2), with
+ * the writers paused or not, the table loaded before the suspend or not.
+ */
+static void mdl_reload_as(struct mdl *m, unsigned int cow, bool break_snapshot,
+			  unsigned int timeout, bool paused, bool load_first)
 {
 	bool snapshot = cow < 2;
-	bool paused = snapshot && mdl_below(&m->rng, 2);
-	bool load_first = mdl_below(&m->rng, 3) == 0;
-	bool break_snapshot = mdl_below(&m->rng, 2);
-	static const unsigned int timeouts[] = { 0, 0, 0, 50, 100, 200, 300 };
-	unsigned int timeout = 0;
 	char table[512], desc[160];
 	struct mdl_cand *img;
 
 	if (snapshot) {
-		timeout = timeouts[mdl_below(&m->rng, 7)];
 		snprintf(desc, sizeof(desc), "%s, %s, timeout %u ms",
 			 m->cow_names[cow], break_snapshot ? "break_snapshot" :
 			 "break_guest_write", timeout);
@@ -2718,6 +2718,18 @@ static void mdl_reload(struct mdl *m, unsigned int cow)
 		mdl_publish(m, img, desc);
 	else
 		free(img);
+}
+
+static void mdl_reload(struct mdl *m, unsigned int cow)
+{
+	static const unsigned int timeouts[] = { 0, 0, 0, 50, 100, 200, 300 };
+	bool paused = cow < 2 && mdl_below(&m->rng, 2);
+	bool load_first = mdl_below(&m->rng, 3) == 0;
+	bool break_snapshot = mdl_below(&m->rng, 2);
+	unsigned int timeout = timeouts[mdl_below(&m->rng, 7)];
+
+	mdl_reload_as(m, cow, break_snapshot, cow < 2 ? timeout : 0, paused,
+		      load_first);
 }
 
 static void mdl_op_suspend(struct mdl *m)
@@ -2794,13 +2806,12 @@ static void mdl_op_discard(struct mdl *m)
 	pthread_mutex_unlock(&m->lock);
 }
 
-static void mdl_op_cow_fault(struct mdl *m)
+/* Swap the table of COW @cow; @mode: 0-34 linear, 35-54 flakey, ... */
+static void mdl_set_cow(struct mdl *m, unsigned int cow, unsigned int mode)
 {
-	unsigned int cow = m->cur_cow < 2 && mdl_below(&m->rng, 4) ?
-			   m->cur_cow : mdl_below(&m->rng, 2);
-	unsigned int mode = mdl_below(&m->rng, 100), ms;
 	const char *dev = m->cow_dev;
 	char table[512];
+	unsigned int ms;
 
 	if (mode < 35) {
 		snprintf(table, sizeof(table), "0 %" PRIu64 " linear %s 0\n",
@@ -2809,7 +2820,7 @@ static void mdl_op_cow_fault(struct mdl *m)
 		snprintf(table, sizeof(table),
 			 "0 %" PRIu64 " flakey %s 0 0 1 1 error_writes\n",
 			 m->nr_sectors, dev);
-	} else if (mode < 90) {
+	} else if (mode < 80) {
 		ms = 100 + mdl_below(&m->rng, 400);
 		snprintf(table, sizeof(table), "0 %" PRIu64
 			 " delay %s 0 0 %s 0 %u\n", m->nr_sectors, dev, dev, ms);
@@ -2820,6 +2831,118 @@ static void mdl_op_cow_fault(struct mdl *m)
 	}
 	m->cow_slow[cow] = mode >= 35;
 	mdl_swap_table(m, m->cow_names[cow], table, false);
+}
+
+static void mdl_op_cow_fault(struct mdl *m)
+{
+	unsigned int cow = m->cur_cow < 2 && mdl_below(&m->rng, 4) ?
+			   m->cur_cow : mdl_below(&m->rng, 2);
+
+	mdl_set_cow(m, cow, mdl_below(&m->rng, 100));
+}
+
+/*
+ * The orchestrator owns some stripes too, for writes in a set order. Its
+ * writes go through mdl_writer_io() as the writer after the last one.
+ */
+struct mdl_late {
+	struct mdl_worker w;
+	struct dev d;
+	void *buf;
+	uint64_t s, n;
+	pthread_t thread;
+};
+
+static void *mdl_late_write_fn(void *arg)
+{
+	struct mdl_late *l = arg;
+
+	mdl_sleep_ms(300);
+	mdl_writer_io(&l->w, &l->d, l->buf, MDL_WRITE, l->s, l->n);
+	return NULL;
+}
+
+/* Read chunk @c of the live snapshot: it must read its image. */
+static void mdl_check_chunk(struct mdl *m, uint64_t c, const char *when)
+{
+	void *buf = xalloc(m->chunk << SECTOR_SHIFT);
+	struct mdl_epoch *ep = m->cur;
+	char why[256];
+	struct dev d;
+	int64_t bad;
+	int err;
+
+	if (!ep || dev_open(&d, ep->path, O_RDONLY)) {
+		mdl_fail(m, "late copy: no cbw-access device to read");
+		free(buf);
+		return;
+	}
+	err = dev_io(d.fd, false, buf, c * m->chunk, m->chunk);
+	dev_close(&d);
+	if (err) {
+		mdl_fail(m, "late copy: read of chunk %" PRIu64 " of snapshot %u %s: %s",
+			 c, ep->id, when, errname(-err));
+	} else {
+		pthread_mutex_lock(&m->lock);
+		bad = mdl_match(ep->image, buf, c * m->chunk, m->chunk, why,
+				sizeof(why));
+		pthread_mutex_unlock(&m->lock);
+		if (bad >= 0)
+			mdl_fail(m, "late copy: snapshot %u (%s) sector %" PRId64
+				 " %s: %s", ep->id, ep->name, bad, when, why);
+	}
+	free(buf);
+}
+
+/*
+ * A copy that timed out and a new snapshot on the same storage (issue of
+ * the late copy): with writes to the COW stalled and break_snapshot, write
+ * a chunk (its copy times out, the write goes on), write it again, start a
+ * new snapshot on the other COW device, which shares the storage, and
+ * write the chunk while that happens; then let the stalled COW write
+ * land. The new snapshot must read the chunk as it was at its snapshot
+ * point, not the old snapshot's copy.
+ */
+static void mdl_op_late_copy(struct mdl *m)
+{
+	unsigned int x = mdl_below(&m->rng, 2), y = !x;
+	struct mdl_late l = { .w = { .m = m, .id = m->nr_writers } };
+	uint64_t k, c;
+
+	l.w.rng = mix64(m->seed ^ m->nr_logged) | 1;
+	k = m->nr_writers + m->nr_owners *
+	    mdl_below(&m->rng, (m->nr_stripes - m->nr_writers) / m->nr_owners);
+	c = k * 4 + 1;		/* a whole chunk inside stripe k */
+	l.s = c * m->chunk + round_down(mdl_below(&m->rng, m->chunk), m->align);
+	l.n = m->align;
+	l.buf = xalloc(m->chunk << SECTOR_SHIFT);
+	if (dev_open(&l.d, m->cbw_path, O_RDWR)) {
+		mdl_fail(m, "cannot open %s", m->cbw_path);
+		free(l.buf);
+		return;
+	}
+	mdl_log(m, "late copy of chunk %" PRIu64 " (sectors %" PRIu64 "+%" PRIu64
+		"): COW %s stalled, new snapshot on %s", c, l.s, l.n,
+		m->cow_names[x], m->cow_names[y]);
+	mdl_set_cow(m, x, 0);
+	mdl_set_cow(m, y, 0);
+	mdl_reload_as(m, x, true, 100, false, false);
+	mdl_set_cow(m, x, 99);
+	mdl_writer_io(&l.w, &l.d, l.buf, MDL_WRITE, l.s, l.n);
+	mdl_writer_io(&l.w, &l.d, l.buf, MDL_WRITE, l.s, l.n);
+	if (pthread_create(&l.thread, NULL, mdl_late_write_fn, &l)) {
+		mdl_fail(m, "pthread_create failed");
+	} else {
+		mdl_reload_as(m, y, false, 0, false, false);
+		pthread_join(l.thread, NULL);
+		if (!atomic_load(&m->stop))
+			mdl_check_chunk(m, c, "after the new snapshot started");
+	}
+	mdl_set_cow(m, x, 0);
+	if (!atomic_load(&m->stop))
+		mdl_check_chunk(m, c, "after the stalled COW write landed");
+	dev_close(&l.d);
+	free(l.buf);
 }
 
 static void mdl_op_origin_fault(struct mdl *m)
@@ -2874,7 +2997,7 @@ static void mdl_op_origin_fault(struct mdl *m)
 static void mdl_orchestrate(struct mdl *m)
 {
 	static const unsigned int weight[MDL_NR_OPS] = {
-		14, 4, 10, 20, 18, 8, 4
+		14, 4, 10, 20, 18, 8, 4, 3
 	};
 	unsigned int op, total = 0, r, i;
 
@@ -2888,6 +3011,10 @@ static void mdl_orchestrate(struct mdl *m)
 			op = MDL_OP_SNAPSHOT;
 		if (op == MDL_OP_ORIGIN_FAULT && m->no_origin_faults)
 			continue;
+		/* one late copy early in every run */
+		if (!m->op_counts[MDL_OP_LATE_COPY] &&
+		    mdl_ms(m) > m->seconds * 1000 / 4)
+			op = MDL_OP_LATE_COPY;
 		m->op_counts[op]++;
 		switch (op) {
 		case MDL_OP_SNAPSHOT:
@@ -2917,6 +3044,9 @@ static void mdl_orchestrate(struct mdl *m)
 			break;
 		case MDL_OP_ORIGIN_FAULT:
 			mdl_op_origin_fault(m);
+			break;
+		case MDL_OP_LATE_COPY:
+			mdl_op_late_copy(m);
 			break;
 		case MDL_OP_RETIRE: {
 			struct mdl_epoch *old = mdl_oldest_stale(m);
@@ -3268,7 +3398,8 @@ static int cmd_model(int argc, char **argv)
 	/* stripes of 4 chunks, or more to give every writer 8 of them */
 	m->stripe = 4 * m->chunk;
 	m->nr_stripes = m->nr_sectors / m->stripe;
-	if (m->nr_stripes < m->nr_writers) {
+	m->nr_owners = m->nr_writers + 1;
+	if (m->nr_stripes < 2 * m->nr_owners) {
 		msg("model: the device is too small for %" PRIu64 " writers",
 		    m->nr_writers);
 		return EXIT_USAGE;
@@ -3276,7 +3407,7 @@ static int cmd_model(int argc, char **argv)
 
 	m->state = malloc(m->nr_sectors * sizeof(*m->state));
 	m->written = calloc(m->nr_sectors, 1);
-	m->inflight = calloc(m->nr_writers, sizeof(*m->inflight));
+	m->inflight = calloc(m->nr_owners, sizeof(*m->inflight));
 	final = calloc(m->nr_sectors, sizeof(*final));
 	workers = calloc(m->nr_writers + m->nr_readers, sizeof(*workers));
 	if (!m->state || !m->written || !m->inflight || !final || !workers) {

@@ -34,8 +34,10 @@
 #  - guest reads return what the model says, the whole guest device does at
 #    the end, and the live snapshot reads its whole image then;
 #  - guest writes fail only with EIO or ETIMEDOUT, and with cbw_timeout_ms
-#    set, a write that no suspend held back ends within a generous bound
-#    (2 timeouts, one more per MiB, plus CBW_STRESS_SLACK_MS);
+#    set, a write that no suspend of the cbw or origin device held back
+#    ends within a generous bound (2 timeouts, one more per MiB, plus
+#    CBW_STRESS_SLACK_MS), unless the machine itself stood still (a thread
+#    that sleeps 10 ms woke up more than a second late) meanwhile;
 #  - the dirty bitmap has every sector dirty that a write changed: written
 #    successfully, or holding data of a failed write at the end.
 # A failure prints the seed and the last operations; the run can be
