@@ -1721,6 +1721,7 @@ struct mdl {
 	bool pause;
 	unsigned int parked, writers_done;
 	unsigned int disturb;		/* odd while cbw or origin is suspended */
+	unsigned int reload_suspends;	/* suspends of a reload that returned */
 	unsigned int timeout_ms;	/* cbw_timeout_ms of the live table */
 	unsigned int cur_cow;		/* 0, 1, or 2 for none */
 	bool cow_slow[2];		/* the COW's table delays or fails writes */
@@ -2443,12 +2444,12 @@ static void *mdl_reader_fn(void *arg)
 enum {
 	MDL_OP_SNAPSHOT, MDL_OP_END, MDL_OP_SUSPEND, MDL_OP_DISCARD,
 	MDL_OP_COW_FAULT, MDL_OP_ORIGIN_FAULT, MDL_OP_RETIRE, MDL_OP_LATE_COPY,
-	MDL_NR_OPS
+	MDL_OP_TORN_WRITE, MDL_NR_OPS
 };
 
 static const char *const mdl_op_names[MDL_NR_OPS] = {
 	"new-snapshot", "end-snapshot", "suspend", "access-discard",
-	"cow-fault", "origin-fault", "remove-access", "late-copy",
+	"cow-fault", "origin-fault", "remove-access", "late-copy", "torn-write",
 };
 
 static void mdl_poll(struct mdl *m)
@@ -2707,6 +2708,10 @@ static void mdl_reload_as(struct mdl *m, unsigned int cow, bool break_snapshot,
 		mdl_pause_writers(m);
 	mdl_window_begin(m);
 	mdl_dm(m, "suspend %s", m->cbw_name);
+	pthread_mutex_lock(&m->lock);
+	m->reload_suspends++;
+	pthread_cond_broadcast(&m->cond);
+	pthread_mutex_unlock(&m->lock);
 	if (!load_first)
 		mdl_load(m, m->cbw_name, table);
 	mdl_dm(m, "resume %s", m->cbw_name);
@@ -2841,6 +2846,13 @@ static void mdl_op_cow_fault(struct mdl *m)
 	mdl_set_cow(m, cow, mdl_below(&m->rng, 100));
 }
 
+/* A stripe of the orchestrator's, at random. */
+static uint64_t mdl_own_stripe(struct mdl *m)
+{
+	return m->nr_writers + m->nr_owners *
+	       mdl_below(&m->rng, (m->nr_stripes - m->nr_writers) / m->nr_owners);
+}
+
 /*
  * The orchestrator owns some stripes too, for writes in a set order. Its
  * writes go through mdl_writer_io() as the writer after the last one.
@@ -2850,14 +2862,21 @@ struct mdl_late {
 	struct dev d;
 	void *buf;
 	uint64_t s, n;
+	unsigned int suspends;
 	pthread_t thread;
 };
 
+/* Write once the reload has suspended the cbw device: it goes in at resume. */
 static void *mdl_late_write_fn(void *arg)
 {
 	struct mdl_late *l = arg;
+	struct mdl *m = l->w.m;
 
-	mdl_sleep_ms(300);
+	pthread_mutex_lock(&m->lock);
+	while (m->reload_suspends == l->suspends && !atomic_load(&m->stop))
+		pthread_cond_wait(&m->cond, &m->lock);
+	pthread_mutex_unlock(&m->lock);
+	mdl_sleep_ms(50);
 	mdl_writer_io(&l->w, &l->d, l->buf, MDL_WRITE, l->s, l->n);
 	return NULL;
 }
@@ -2910,8 +2929,7 @@ static void mdl_op_late_copy(struct mdl *m)
 	uint64_t k, c;
 
 	l.w.rng = mix64(m->seed ^ m->nr_logged) | 1;
-	k = m->nr_writers + m->nr_owners *
-	    mdl_below(&m->rng, (m->nr_stripes - m->nr_writers) / m->nr_owners);
+	k = mdl_own_stripe(m);
 	c = k * 4 + 1;		/* a whole chunk inside stripe k */
 	l.s = c * m->chunk + round_down(mdl_below(&m->rng, m->chunk), m->align);
 	l.n = m->align;
@@ -2927,9 +2945,13 @@ static void mdl_op_late_copy(struct mdl *m)
 	mdl_set_cow(m, x, 0);
 	mdl_set_cow(m, y, 0);
 	mdl_reload_as(m, x, true, 100, false, false);
+	/* no other copy may time out first and break the snapshot */
+	mdl_pause_writers(m);
 	mdl_set_cow(m, x, 99);
 	mdl_writer_io(&l.w, &l.d, l.buf, MDL_WRITE, l.s, l.n);
 	mdl_writer_io(&l.w, &l.d, l.buf, MDL_WRITE, l.s, l.n);
+	mdl_resume_writers(m);
+	l.suspends = m->reload_suspends;
 	if (pthread_create(&l.thread, NULL, mdl_late_write_fn, &l)) {
 		mdl_fail(m, "pthread_create failed");
 	} else {
@@ -2994,10 +3016,56 @@ static void mdl_op_origin_fault(struct mdl *m)
 	mdl_swap_table(m, m->origin_name, table, true);
 }
 
+/*
+ * A write that fails after part of it reached the origin: the origin fails
+ * writes from a point inside a chunk of the orchestrator's on, and a write
+ * across that point fails. Nobody writes there again, so the bitmap check
+ * at the end finds the part that landed.
+ */
+static void mdl_op_torn_write(struct mdl *m)
+{
+	struct mdl_late l = { .w = { .m = m, .id = m->nr_writers } };
+	uint64_t c = mdl_own_stripe(m) * 4 + 2, edge, before;
+	char table[1024];
+
+	l.w.rng = mix64(m->seed ^ m->nr_logged) | 1;
+	edge = c * m->chunk + round_down(m->chunk / 2, m->align);
+	before = round_up_to(1 + mdl_below(&m->rng, 128), m->align);
+	if (before > edge - c * m->chunk)
+		before = edge - c * m->chunk;
+	l.s = edge - before;
+	l.n = before + round_up_to(1 + mdl_below(&m->rng, 128), m->align);
+	l.buf = xalloc(l.n << SECTOR_SHIFT);
+	if (dev_open(&l.d, m->cbw_path, O_RDWR)) {
+		mdl_fail(m, "cannot open %s", m->cbw_path);
+		free(l.buf);
+		return;
+	}
+	mdl_log(m, "torn write of sectors %" PRIu64 "+%" PRIu64
+		": the origin fails writes from sector %" PRIu64, l.s, l.n, edge);
+	snprintf(table, sizeof(table),
+		 "0 %" PRIu64 " linear %s 0\n%" PRIu64 " %" PRIu64
+		 " flakey %s %" PRIu64 " 0 1 1 error_writes\n%" PRIu64 " %" PRIu64
+		 " linear %s %" PRIu64 "\n", edge, m->origin_dev, edge,
+		 m->chunk, m->origin_dev, edge, edge + m->chunk,
+		 m->nr_sectors - edge - m->chunk, m->origin_dev,
+		 edge + m->chunk);
+	/* a copy that fails first would keep the write from the origin */
+	if (m->cur_cow < 2)
+		mdl_set_cow(m, m->cur_cow, 0);
+	mdl_swap_table(m, m->origin_name, table, true);
+	mdl_writer_io(&l.w, &l.d, l.buf, MDL_WRITE, l.s, l.n);
+	snprintf(table, sizeof(table), "0 %" PRIu64 " linear %s 0\n",
+		 m->nr_sectors, m->origin_dev);
+	mdl_swap_table(m, m->origin_name, table, true);
+	dev_close(&l.d);
+	free(l.buf);
+}
+
 static void mdl_orchestrate(struct mdl *m)
 {
 	static const unsigned int weight[MDL_NR_OPS] = {
-		14, 4, 10, 20, 18, 8, 4, 3
+		14, 4, 10, 20, 18, 8, 4, 3, 3
 	};
 	unsigned int op, total = 0, r, i;
 
@@ -3009,12 +3077,17 @@ static void mdl_orchestrate(struct mdl *m)
 			r -= weight[op];
 		if (!m->cur && mdl_below(&m->rng, 2))
 			op = MDL_OP_SNAPSHOT;
-		if (op == MDL_OP_ORIGIN_FAULT && m->no_origin_faults)
+		if ((op == MDL_OP_ORIGIN_FAULT || op == MDL_OP_TORN_WRITE) &&
+		    m->no_origin_faults)
 			continue;
 		/* one late copy early in every run */
 		if (!m->op_counts[MDL_OP_LATE_COPY] &&
 		    mdl_ms(m) > m->seconds * 1000 / 4)
 			op = MDL_OP_LATE_COPY;
+		/* and one torn write */
+		if (!m->op_counts[MDL_OP_TORN_WRITE] && !m->no_origin_faults &&
+		    mdl_ms(m) > m->seconds * 1000 / 2)
+			op = MDL_OP_TORN_WRITE;
 		m->op_counts[op]++;
 		switch (op) {
 		case MDL_OP_SNAPSHOT:
@@ -3047,6 +3120,9 @@ static void mdl_orchestrate(struct mdl *m)
 			break;
 		case MDL_OP_LATE_COPY:
 			mdl_op_late_copy(m);
+			break;
+		case MDL_OP_TORN_WRITE:
+			mdl_op_torn_write(m);
 			break;
 		case MDL_OP_RETIRE: {
 			struct mdl_epoch *old = mdl_oldest_stale(m);

@@ -22,7 +22,17 @@
 #  - swaps the table of a COW device: dm-linear, dm-flakey failing writes,
 #    dm-delay of 100 to 500 ms on writes, or a 10 s stall;
 #  - swaps the table of the origin: dm-linear, or one with dm-flakey zones
-#    that fail writes, whose edges fall inside guest writes.
+#    that fail writes, whose edges fall inside guest writes;
+#  - replays a late copy (at least once per run): under break_snapshot,
+#    with the COW's writes stalled, it writes a chunk twice (the copy times
+#    out), starts a new snapshot on the other COW device while a third
+#    write of the chunk waits in the suspended device, and reads the chunk
+#    through the new snapshot, before and after the stalled write lands;
+#  - tears a write (at least once per run): the origin fails writes from
+#    the middle of a chunk on, and a write across that point fails after
+#    its first part reached the origin.
+# The writers own stripes of the device (whose edges share chunks); the
+# late copies and torn writes use stripes nobody else writes.
 # The model knows every sector's possible content (a failed write may or may
 # not have reached it) and takes each snapshot's image at its snapshot point
 # (with the writes in flight across the suspend as possible content). It
