@@ -3471,13 +3471,14 @@ static int cmd_model(int argc, char **argv)
 	if (m->max_io > MAX_IO_SECTORS)
 		m->max_io = MAX_IO_SECTORS;
 	m->max_io = round_down(m->max_io, m->align);
-	/* stripes of 4 chunks, or more to give every writer 8 of them */
+	/* stripes of 4 chunks, at least two for each writer and for us */
 	m->stripe = 4 * m->chunk;
 	m->nr_stripes = m->nr_sectors / m->stripe;
 	m->nr_owners = m->nr_writers + 1;
 	if (m->nr_stripes < 2 * m->nr_owners) {
-		msg("model: the device is too small for %" PRIu64 " writers",
-		    m->nr_writers);
+		msg("model: the device is too small for %" PRIu64
+		    " writers: it needs %" PRIu64 " sectors", m->nr_writers,
+		    2 * m->nr_owners * m->stripe);
 		return EXIT_USAGE;
 	}
 

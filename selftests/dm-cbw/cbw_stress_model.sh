@@ -56,7 +56,9 @@
 # Environment:
 #   CBW_STRESS_SECONDS   run time (default 60); longer runs on demand
 #   CBW_STRESS_SEED      seed (default: random, printed)
-#   CBW_STRESS_MIB       device size in MiB (default 64)
+#   CBW_STRESS_MIB       device size in MiB (default 64, or what two stripes
+#                        of 4 chunks for each writer and the orchestrator
+#                        need: 128 with 2 MiB chunks)
 #   CBW_STRESS_CHUNK     chunk sectors (default: 8, 128 or 4096, by seed)
 #   CBW_STRESS_WRITERS   guest writer threads (default 4)
 #   CBW_STRESS_READERS   snapshot reader threads (default 2)
@@ -67,10 +69,17 @@
 
 CBWCTL=${CBWCTL:-${CBW_TREE:-$CBW_SELFTEST_DIR/../..}/tools/cbwctl/cbwctl}
 seconds=${CBW_STRESS_SECONDS:-60}
-size_mib=${CBW_STRESS_MIB:-64}
 seed=${CBW_STRESS_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
 chunks=(8 128 4096)
 chunk=${CBW_STRESS_CHUNK:-${chunks[seed % 3]}}
+writers=${CBW_STRESS_WRITERS:-4}
+# two stripes of 4 chunks for each writer and for the orchestrator
+size_mib=${CBW_STRESS_MIB:-64}
+if [[ -z ${CBW_STRESS_MIB:-} ]]; then
+	while ((size_mib * 2048 < 2 * (writers + 1) * 4 * chunk)); do
+		size_mib=$((size_mib * 2))
+	done
+fi
 
 cbw_setup $((2 * size_mib + 32))
 cbw_require_kmod dm-delay dm-flakey
@@ -108,7 +117,7 @@ rc=0
 "$CBW_STRESS" model --cbw "$name" --origin "$origin" --origin-dev "$origin_loop" \
 	--cow "$cow_a" --cow "$cow_b" --cow-dev "$cow_loop" \
 	--access-prefix "$acc" --chunk-sectors "$chunk" --seconds "$seconds" \
-	--writers "${CBW_STRESS_WRITERS:-4}" --readers "${CBW_STRESS_READERS:-2}" \
+	--writers "$writers" --readers "${CBW_STRESS_READERS:-2}" \
 	--seed "$seed" --bitmap stress --work "$CBW_WORK" --log "$log" \
 	--slack-ms "${CBW_STRESS_SLACK_MS:-4000}" >"$CBW_WORK/model.out" 2>&1 || rc=$?
 cbw_info <"$CBW_WORK/model.out"
