@@ -21,6 +21,17 @@
  *   check-post --guest DEV --shadow FILE
  *   check-cow --cow DEV --touched FILE [--chunk-sectors C]
  *   probe [--write] [--buffered] [--gen G] DEV SECTOR COUNT
+ *   model --cbw NAME --origin NAME --origin-dev DEV --cow NAME --cow NAME
+ *       --cow-dev DEV --access-prefix PREFIX --chunk-sectors C --seconds N
+ *       --work DIR [--writers W] [--readers R] [--seed S] [--bitmap NAME]
+ *       [--log FILE] [--pre-gen G] [--slack-ms MS] [--no-origin-faults]
+ *
+ * "model" runs guest writers and snapshot readers while it takes, ends and
+ * replaces snapshots, suspends the cbw device, discards through the
+ * cbw-access devices it creates and swaps the tables of the COW and origin
+ * devices below (linear, dm-flakey failing writes, dm-delay), and checks
+ * every read against a model of what each sector must hold (see the model
+ * section below). The devices are dm devices named by the caller.
  *
  * Exit status: 0 success, 1 failure, 2 usage error.
  */
@@ -29,8 +40,10 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <linux/dm-cbw.h>
 #include <linux/fs.h>
 #include <pthread.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -40,6 +53,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -87,10 +102,15 @@ static void print_usage(void)
 		"       %s check-post --guest DEV --shadow FILE\n"
 		"       %s check-cow --cow DEV --touched FILE [--chunk-sectors C]\n"
 		"       %s probe [--write] [--buffered] [--gen G] DEV SECTOR COUNT\n"
+		"       %s model --cbw NAME --origin NAME --origin-dev DEV --cow NAME\n"
+		"              --cow NAME --cow-dev DEV --access-prefix PREFIX\n"
+		"              --chunk-sectors C --seconds N --work DIR [--writers W]\n"
+		"              [--readers R] [--seed S] [--bitmap NAME] [--log FILE]\n"
+		"              [--pre-gen G] [--slack-ms MS] [--no-origin-faults]\n"
 		"\n"
 		"START, COUNT and SECTOR are in 512-byte sectors. Exit status:\n"
 		"0 success, 1 failure, 2 bad command line.\n",
-		prog, prog, prog, prog, prog, prog);
+		prog, prog, prog, prog, prog, prog, prog);
 	exit(EXIT_USAGE);
 }
 
@@ -1612,6 +1632,1972 @@ static int cmd_probe(int argc, char **argv)
 	return EXIT_OK;
 }
 
+/* ------------------------------------------------------------------ */
+/* model: random interleavings of guest I/O, snapshot reads, snapshot */
+/* discards, reloads, suspends and faults, checked against a model of */
+/* what every sector of every snapshot must read                      */
+/* ------------------------------------------------------------------ */
+
+/*
+ * The model keeps, for every sector of the guest device, the generations
+ * it may hold: the last one written successfully and those of the failed
+ * writes since (a failed write may have reached the media or not). Each
+ * sector is written by one writer thread only, so its writes never overlap
+ * in time.
+ *
+ * A snapshot's expected image is taken from the model while the snapshot
+ * point is made: at the start of the suspend of the cbw device, plus the
+ * writes in flight then, plus every write issued before the resume has
+ * returned (a write can be held in the suspended device and land after the
+ * snapshot point or not). The first read of a sector through the snapshot
+ * pins it to what it read: the image is fixed, so every later read of that
+ * sector must return the same.
+ */
+
+#define MDL_MAX_CAND		4
+#define MDL_WILD		0xff	/* too many candidates: any stamp of the sector */
+#define MDL_MAX_EPOCHS		3	/* cbw-access devices alive at once */
+#define MDL_LOG_TAIL		40
+#define MDL_HOT			8
+#define MDL_STALL_MS		10000
+#define MDL_FOUND_BAD		(GEN_ZERO - 1)	/* neither zeros nor a stamp */
+
+struct mdl_cand {
+	uint32_t g[MDL_MAX_CAND];
+	uint8_t n;			/* 0..MDL_MAX_CAND or MDL_WILD */
+};
+
+enum { MDL_CHUNK_IN, MDL_CHUNK_DROPPING, MDL_CHUNK_DROPPED };
+
+/* One snapshot, as read through its own cbw-access device. */
+struct mdl_epoch {
+	unsigned int id;
+	unsigned int slot;
+	char name[128];
+	char path[160];
+	char desc[160];
+	struct mdl_cand *image;
+	uint8_t *chunks;		/* MDL_CHUNK_* */
+	bool ending;			/* a reload that ends it has begun */
+	bool ended;			/* ... and its resume returned */
+	bool broken;			/* seen broken */
+	bool retired;			/* no new readers: to be removed */
+	unsigned int users;
+};
+
+struct mdl_inflight {
+	uint64_t s, n;
+	uint32_t gen;
+	bool busy;
+};
+
+struct mdl {
+	/* options */
+	const char *cbw_name, *origin_name, *origin_dev, *cow_dev, *acc_prefix;
+	const char *cow_names[2];
+	const char *bitmap, *work, *log_path;
+	uint64_t seconds, seed, chunk, nr_writers, nr_readers;
+	uint64_t nr_owners;		/* of stripes: the writers, then the orchestrator */
+	uint64_t slack_ms;
+	bool no_origin_faults;
+
+	/* geometry */
+	uint64_t nr_sectors, nr_chunks, max_io, stripe, nr_stripes;
+	unsigned int align;
+	char cbw_path[160], origin_path[160], cow_paths[2][160];
+	unsigned int cbw_major, cbw_minor;
+	struct timespec t0, deadline;
+
+	/* the model, and everything below, under @lock */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct mdl_cand *state;
+	uint8_t *written;		/* per sector: a write to it succeeded */
+	struct mdl_cand *window;	/* image of the snapshot being taken */
+	struct mdl_inflight *inflight;	/* per owner */
+	struct mdl_epoch *epochs[MDL_MAX_EPOCHS];
+	struct mdl_epoch *cur;		/* the live table's snapshot, if any */
+	unsigned int next_epoch;
+	bool pause;
+	unsigned int parked, writers_done;
+	unsigned int disturb;		/* odd while cbw or origin is suspended */
+	unsigned int reload_suspends;	/* suspends of a reload that returned */
+	unsigned int timeout_ms;	/* cbw_timeout_ms of the live table */
+	unsigned int cur_cow;		/* 0, 1, or 2 for none */
+	bool cow_slow[2];		/* the COW's table delays or fails writes */
+
+	atomic_bool stop;
+	atomic_uint failures;
+	atomic_uint next_gen;
+	atomic_uint_fast64_t writes_ok, writes_failed, writes_timed_out;
+	atomic_uint_fast64_t reads_ok, reads_failed, readbacks;
+	atomic_uint_fast64_t max_latency_ms;
+	atomic_uint stalls;		/* times the whole machine stood still */
+
+	/* operation log */
+	pthread_mutex_t log_lock;
+	FILE *log;
+	char tail[MDL_LOG_TAIL][320];
+	unsigned int nr_logged;
+	uint64_t rng;
+	unsigned int nr_tables;
+	unsigned int op_counts[16];
+};
+
+struct mdl_worker {
+	struct mdl *m;
+	pthread_t thread;
+	unsigned int id;
+	uint64_t rng;
+};
+
+static uint64_t round_up_to(uint64_t v, uint64_t a)
+{
+	return round_down(v + a - 1, a);
+}
+
+static uint64_t mdl_rnd(uint64_t *rng)
+{
+	uint64_t x = *rng;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*rng = x;
+	return x * 0x2545f4914f6cdd1dULL;
+}
+
+static uint64_t mdl_below(uint64_t *rng, uint64_t n)
+{
+	return n ? mdl_rnd(rng) % n : 0;
+}
+
+static uint64_t mdl_ms(const struct mdl *m)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - m->t0.tv_sec) * 1000 +
+	       (now.tv_nsec - m->t0.tv_nsec) / 1000000;
+}
+
+static bool mdl_time_up(const struct mdl *m)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec > m->deadline.tv_sec ||
+	       (now.tv_sec == m->deadline.tv_sec &&
+		now.tv_nsec >= m->deadline.tv_nsec);
+}
+
+static void mdl_sleep_ms(uint64_t ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+
+	while (nanosleep(&ts, &ts) && errno == EINTR)
+		;
+}
+
+static void mdl_log(struct mdl *m, const char *fmt, ...) __printf(2, 3);
+static void mdl_log(struct mdl *m, const char *fmt, ...)
+{
+	char line[320], *p;
+	uint64_t t = mdl_ms(m);
+	va_list ap;
+	int len;
+
+	len = snprintf(line, sizeof(line), "%5" PRIu64 ".%03" PRIu64 " ",
+		       t / 1000, t % 1000);
+	va_start(ap, fmt);
+	vsnprintf(line + len, sizeof(line) - len, fmt, ap);
+	va_end(ap);
+	/* tables: one line each */
+	for (p = line; *p; p++)
+		if (*p == '\n')
+			*p = p[1] ? ';' : 0;
+	pthread_mutex_lock(&m->log_lock);
+	memcpy(m->tail[m->nr_logged % MDL_LOG_TAIL], line, sizeof(line));
+	m->nr_logged++;
+	if (m->log) {
+		fprintf(m->log, "%s\n", line);
+		fflush(m->log);
+	}
+	pthread_mutex_unlock(&m->log_lock);
+}
+
+static void mdl_fail(struct mdl *m, const char *fmt, ...) __printf(2, 3);
+static void mdl_fail(struct mdl *m, const char *fmt, ...)
+{
+	char line[400];
+	unsigned int n;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	atomic_store(&m->stop, true);
+	n = atomic_fetch_add(&m->failures, 1);
+	mdl_log(m, "FAIL: %.180s", line);
+	if (n < MAX_REPORTED_FAILS)
+		msg("FAIL: %s", line);
+}
+
+/* ---- candidates ---- */
+
+static void cand_set(struct mdl_cand *c, uint32_t gen)
+{
+	c->g[0] = gen;
+	c->n = 1;
+}
+
+static void cand_add(struct mdl_cand *c, uint32_t gen)
+{
+	unsigned int i;
+
+	if (c->n == MDL_WILD)
+		return;
+	for (i = 0; i < c->n; i++)
+		if (c->g[i] == gen)
+			return;
+	if (c->n == MDL_MAX_CAND)
+		c->n = MDL_WILD;
+	else
+		c->g[c->n++] = gen;
+}
+
+static bool cand_has(const struct mdl_cand *c, uint32_t gen)
+{
+	unsigned int i;
+
+	if (c->n == MDL_WILD)
+		return gen != MDL_FOUND_BAD;
+	for (i = 0; i < c->n; i++)
+		if (c->g[i] == gen)
+			return true;
+	return false;
+}
+
+static void cand_describe(char *buf, size_t len, const struct mdl_cand *c)
+{
+	size_t off = 0;
+	unsigned int i;
+
+	if (c->n == MDL_WILD) {
+		snprintf(buf, len, "any stamp of the sector");
+		return;
+	}
+	buf[0] = 0;
+	for (i = 0; i < c->n && off < len; i++) {
+		if (c->g[i] == GEN_ZERO)
+			off += snprintf(buf + off, len - off, "%szeros",
+					i ? " or " : "");
+		else
+			off += snprintf(buf + off, len - off, "%sgen %" PRIu32,
+					i ? " or " : "", c->g[i]);
+	}
+}
+
+/* The generation a sector read back carries, GEN_ZERO or MDL_FOUND_BAD. */
+static uint32_t found_gen(const uint64_t *w, uint64_t sector)
+{
+	unsigned int i;
+
+	for (i = 0; i < WORDS_PER_SECTOR; i++)
+		if (w[i])
+			break;
+	if (i == WORDS_PER_SECTOR)
+		return GEN_ZERO;
+	if (w[0] != STAMP_MAGIC || w[1] != sector || w[2] >= MDL_FOUND_BAD ||
+	    !sector_matches(w, sector, w[2]))
+		return MDL_FOUND_BAD;
+	return w[2];
+}
+
+/*
+ * Check @n sectors read at @s against @c (the model or an image); on a
+ * match, narrow each sector's candidates to what was read (the content is
+ * now known). Called under m->lock. Returns the first bad sector or -1.
+ */
+static int64_t mdl_match(struct mdl_cand *c, const void *buf, uint64_t s,
+			 uint64_t n, char *why, size_t len)
+{
+	uint64_t i;
+
+	for (i = 0; i < n; i++) {
+		const uint64_t *w = (const uint64_t *)buf + i * WORDS_PER_SECTOR;
+		uint32_t g = found_gen(w, s + i);
+		char e[96], f[128];
+
+		if (cand_has(&c[s + i], g))
+			continue;
+		cand_describe(e, sizeof(e), &c[s + i]);
+		describe_found(f, sizeof(f), w);
+		snprintf(why, len, "expected %s, found %s", e, f);
+		return (int64_t)(s + i);
+	}
+	for (i = 0; i < n; i++)
+		cand_set(&c[s + i],
+			 found_gen((const uint64_t *)buf + i * WORDS_PER_SECTOR,
+				   s + i));
+	return -1;
+}
+
+/* ---- dmsetup ---- */
+
+extern char **environ;
+
+static int mdl_run(struct mdl *m, char *const argv[])
+{
+	pid_t pid;
+	int status, err;
+
+	err = posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ);
+	if (err) {
+		mdl_fail(m, "cannot run %s: %s", argv[0], strerror(err));
+		return -1;
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	return WIFEXITED(status) && !WEXITSTATUS(status) ? 0 : -1;
+}
+
+/* dmsetup with space-separated arguments; a failure fails the run. */
+static int mdl_dm(struct mdl *m, const char *fmt, ...) __printf(2, 3);
+static int mdl_dm(struct mdl *m, const char *fmt, ...)
+{
+	char cmd[512], copy[512], *argv[24], *p, *save = NULL;
+	unsigned int argc = 0;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	memcpy(copy, cmd, sizeof(cmd));
+	argv[argc++] = "dmsetup";
+	for (p = strtok_r(cmd, " ", &save); p && argc < 23;
+	     p = strtok_r(NULL, " ", &save))
+		argv[argc++] = p;
+	argv[argc] = NULL;
+	if (mdl_run(m, argv)) {
+		mdl_fail(m, "dmsetup %s failed", copy);
+		return -1;
+	}
+	return 0;
+}
+
+/* Load the table @table (lines separated by '\n') into device @name. */
+static int mdl_load(struct mdl *m, const char *name, const char *table)
+{
+	char path[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/table.%u", m->work, m->nr_tables++);
+	f = fopen(path, "w");
+	if (!f || fputs(table, f) < 0 || fclose(f)) {
+		mdl_fail(m, "cannot write %s", path);
+		return -1;
+	}
+	mdl_log(m, "  load %s: %s", name, table);
+	if (mdl_dm(m, "load %s %s", name, path))
+		return -1;
+	unlink(path);
+	return 0;
+}
+
+/* Suspend, load, resume @name (a device below the cbw device). */
+static int mdl_swap_table(struct mdl *m, const char *name, const char *table,
+			  bool disturbs)
+{
+	int r;
+
+	if (mdl_load(m, name, table))
+		return -1;
+	if (disturbs) {
+		pthread_mutex_lock(&m->lock);
+		m->disturb++;
+		pthread_mutex_unlock(&m->lock);
+	}
+	r = mdl_dm(m, "suspend %s", name);
+	r = r ?: mdl_dm(m, "resume %s", name);
+	if (disturbs) {
+		pthread_mutex_lock(&m->lock);
+		m->disturb++;
+		pthread_mutex_unlock(&m->lock);
+	}
+	return r;
+}
+
+static bool mdl_snapshot_info(struct mdl *m, struct dm_cbw_snapshot_info *si)
+{
+	int fd = open("/dev/dm-cbw-control", O_RDWR | O_CLOEXEC);
+	bool ok;
+
+	memset(si, 0, sizeof(*si));
+	si->size = sizeof(*si);
+	si->dev_major = m->cbw_major;
+	si->dev_minor = m->cbw_minor;
+	ok = fd >= 0 && !ioctl(fd, DM_CBW_IOC_SNAPSHOT_INFO, si);
+	if (!ok)
+		mdl_fail(m, "DM_CBW_IOC_SNAPSHOT_INFO: %s", strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
+/* ---- writers ---- */
+
+static uint64_t mdl_stripe_start(const struct mdl *m, uint64_t k)
+{
+	uint64_t s;
+
+	if (!k)
+		return 0;
+	if (k >= m->nr_stripes)
+		return m->nr_sectors;
+	/* boundaries inside chunks: neighbours share a chunk */
+	s = k * m->stripe + round_down(m->chunk / 2, m->align);
+	return s < m->nr_sectors ? s : m->nr_sectors;
+}
+
+static bool mdl_pick_write(struct mdl_worker *w, uint64_t hot[][2],
+			   uint64_t *s, uint64_t *n)
+{
+	struct mdl *m = w->m;
+	uint64_t per = (m->nr_stripes + m->nr_owners - 1 - w->id) /
+		       m->nr_owners;
+	uint64_t k, ss, se, a = m->align, max, len;
+
+	if (mdl_below(&w->rng, 100) < 40) {
+		uint64_t *h = hot[mdl_below(&w->rng, MDL_HOT)];
+
+		if (h[1]) {
+			*s = h[0];
+			*n = h[1];
+			return true;
+		}
+	}
+	if (!per)
+		return false;
+	k = w->id + m->nr_owners * mdl_below(&w->rng, per);
+	ss = round_up_to(mdl_stripe_start(m, k), a);
+	se = round_down(mdl_stripe_start(m, k + 1), a);
+	if (se <= ss)
+		return false;
+	max = se - ss < m->max_io ? se - ss : m->max_io;
+	if (mdl_below(&w->rng, 2) && m->chunk < max)
+		len = 1 + mdl_below(&w->rng, m->chunk);
+	else
+		len = 1 + mdl_below(&w->rng, max);
+	len = round_up_to(len, a);
+	if (len > max)
+		len = max;
+	*s = ss + round_down(mdl_below(&w->rng, se - ss - len + 1), a);
+	*n = len;
+	k = mdl_below(&w->rng, MDL_HOT);
+	hot[k][0] = *s;
+	hot[k][1] = *n;
+	return true;
+}
+
+/*
+ * A thread that wakes up every 10 ms: when it wakes up a second late, the
+ * machine (a loaded VM) stood still, and the writes in flight then are not
+ * held to the time bound.
+ */
+static void *mdl_heartbeat_fn(void *arg)
+{
+	struct mdl *m = arg;
+	uint64_t last = mdl_ms(m), now;
+
+	while (!atomic_load(&m->stop) && !mdl_time_up(m)) {
+		mdl_sleep_ms(10);
+		now = mdl_ms(m);
+		if (now - last > 1000) {
+			atomic_fetch_add(&m->stalls, 1);
+			mdl_log(m, "the machine stood still for %" PRIu64 " ms",
+				now - last);
+		}
+		last = now;
+	}
+	return NULL;
+}
+
+static void mdl_park(struct mdl *m)
+{
+	pthread_mutex_lock(&m->lock);
+	if (m->pause) {
+		m->parked++;
+		pthread_cond_broadcast(&m->cond);
+		while (m->pause && !atomic_load(&m->stop))
+			pthread_cond_wait(&m->cond, &m->lock);
+		m->parked--;
+	}
+	pthread_mutex_unlock(&m->lock);
+}
+
+enum { MDL_WRITE, MDL_DISCARD, MDL_ZEROOUT };
+
+static const char *const mdl_write_names[] = { "write", "discard", "zeroout" };
+
+static void mdl_writer_io(struct mdl_worker *w, struct dev *d, void *buf,
+			  int kind, uint64_t s, uint64_t n)
+{
+	struct mdl *m = w->m;
+	struct mdl_inflight *fl = &m->inflight[w->id];
+	unsigned int d0, d1, timeout, stalls;
+	uint64_t i, t0, t, bound;
+	uint32_t gen = GEN_ZERO;
+	int err;
+
+	if (kind == MDL_WRITE) {
+		gen = atomic_fetch_add(&m->next_gen, 1);
+		if (gen >= MDL_FOUND_BAD) {
+			mdl_fail(m, "generation counter overflow");
+			return;
+		}
+		for (i = 0; i < n; i++)
+			stamp_sector((uint64_t *)buf + i * WORDS_PER_SECTOR,
+				     s + i, gen);
+	}
+	pthread_mutex_lock(&m->lock);
+	*fl = (struct mdl_inflight){ s, n, gen, true };
+	if (m->window)
+		for (i = 0; i < n; i++)
+			cand_add(&m->window[s + i], gen);
+	d0 = m->disturb;
+	timeout = m->timeout_ms;
+	pthread_mutex_unlock(&m->lock);
+	stalls = atomic_load(&m->stalls);
+
+	t0 = mdl_ms(m);
+	if (kind == MDL_WRITE)
+		err = dev_io(d->fd, true, buf, s, n);
+	else
+		err = dev_punch(d, kind == MDL_ZEROOUT, s, n);
+	t = mdl_ms(m) - t0;
+
+	pthread_mutex_lock(&m->lock);
+	fl->busy = false;
+	for (i = 0; i < n; i++) {
+		if (err) {
+			cand_add(&m->state[s + i], gen);
+		} else {
+			cand_set(&m->state[s + i], gen);
+			m->written[s + i] = 1;
+		}
+	}
+	d1 = m->disturb;
+	pthread_mutex_unlock(&m->lock);
+
+	if (err) {
+		atomic_fetch_add(&m->writes_failed, 1);
+		if (err == -ETIMEDOUT)
+			atomic_fetch_add(&m->writes_timed_out, 1);
+		if (err != -EIO && err != -ETIMEDOUT)
+			mdl_fail(m, "writer %u: %s of guest sectors %" PRIu64 "+%"
+				 PRIu64 " failed with %s, not EIO or ETIMEDOUT",
+				 w->id, mdl_write_names[kind], s, n,
+				 errname(-err));
+	} else {
+		atomic_fetch_add(&m->writes_ok, 1);
+	}
+	if (d0 != d1 || (d0 & 1) || !timeout || !m->slack_ms ||
+	    stalls != atomic_load(&m->stalls))
+		return;
+	if (t > atomic_load(&m->max_latency_ms))
+		atomic_store(&m->max_latency_ms, t);
+	/*
+	 * cbw_timeout_ms bounds a guest write: allow one timeout per MiB
+	 * copied one after the other, one more, and a generous slack.
+	 */
+	bound = timeout * (2 + n / BULK_SECTORS) + m->slack_ms;
+	if (t > bound)
+		mdl_fail(m, "writer %u: %s of guest sectors %" PRIu64 "+%" PRIu64
+			 " took %" PRIu64 " ms (%s) with cbw_timeout_ms %u, more than %"
+			 PRIu64 " ms, while nothing was suspended", w->id,
+			 mdl_write_names[kind], s, n, t,
+			 err ? errname(-err) : "OK", timeout, bound);
+}
+
+static void mdl_writer_check(struct mdl_worker *w, struct dev *d, void *buf,
+			     uint64_t s, uint64_t n)
+{
+	struct mdl *m = w->m;
+	char why[256];
+	int64_t bad;
+	int err;
+
+	err = dev_io(d->fd, false, buf, s, n);
+	if (err) {
+		/* guest reads go straight to the origin; it fails no reads */
+		mdl_fail(m, "writer %u: read of guest sectors %" PRIu64 "+%" PRIu64
+			 " failed: %s", w->id, s, n, strerror(-err));
+		return;
+	}
+	atomic_fetch_add(&m->readbacks, 1);
+	pthread_mutex_lock(&m->lock);
+	bad = mdl_match(m->state, buf, s, n, why, sizeof(why));
+	pthread_mutex_unlock(&m->lock);
+	if (bad >= 0)
+		mdl_fail(m, "writer %u: guest sector %" PRId64 " (read %" PRIu64
+			 "+%" PRIu64 "): %s", w->id, bad, s, n, why);
+}
+
+static void *mdl_writer_fn(void *arg)
+{
+	struct mdl_worker *w = arg;
+	struct mdl *m = w->m;
+	uint64_t hot[MDL_HOT][2] = { { 0 } };
+	struct dev d;
+	void *buf;
+
+	buf = xalloc(m->max_io << SECTOR_SHIFT);
+	if (dev_open(&d, m->cbw_path, O_RDWR)) {
+		mdl_fail(m, "writer %u: cannot open %s", w->id, m->cbw_path);
+		goto out;
+	}
+	while (!atomic_load(&m->stop) && !mdl_time_up(m)) {
+		unsigned int op = mdl_below(&w->rng, 100);
+		uint64_t s, n;
+
+		mdl_park(m);
+		if (!mdl_pick_write(w, hot, &s, &n))
+			continue;
+		if (op < 20)
+			mdl_writer_check(w, &d, buf, s, n);
+		else if (op < 25)
+			mdl_writer_io(w, &d, buf, MDL_DISCARD, s, n);
+		else if (op < 30)
+			mdl_writer_io(w, &d, buf, MDL_ZEROOUT, s, n);
+		else
+			mdl_writer_io(w, &d, buf, MDL_WRITE, s, n);
+	}
+	dev_close(&d);
+out:
+	free(buf);
+	pthread_mutex_lock(&m->lock);
+	m->writers_done++;
+	pthread_cond_broadcast(&m->cond);
+	pthread_mutex_unlock(&m->lock);
+	return NULL;
+}
+
+/* ---- readers ---- */
+
+static uint8_t mdl_range_chunks(const struct mdl *m, const struct mdl_epoch *ep,
+				uint64_t s, uint64_t n)
+{
+	uint64_t c;
+	uint8_t worst = MDL_CHUNK_IN;
+
+	for (c = s / m->chunk; c <= (s + n - 1) / m->chunk; c++)
+		if (ep->chunks[c] > worst)
+			worst = ep->chunks[c];
+	return worst;
+}
+
+/* One random read of @ep; false once @ep can no longer be read. */
+static bool mdl_read_one(struct mdl_worker *w, struct mdl_epoch *ep,
+			 struct dev *d, void *buf, uint64_t max)
+{
+	struct mdl *m = w->m;
+	struct dm_cbw_snapshot_info si;
+	uint64_t a = m->align, s, n;
+	const char *must_fail = NULL;
+	bool explained, dead;
+	char why[256];
+	int64_t bad;
+	int err;
+
+	n = round_up_to(1 + mdl_below(&w->rng, max), a);
+	if (n > max)
+		n = max;
+	s = round_down(mdl_below(&w->rng, m->nr_sectors - n + 1), a);
+
+	pthread_mutex_lock(&m->lock);
+	if (ep->ended)
+		must_fail = "its snapshot had ended";
+	else if (ep->broken)
+		must_fail = "its snapshot was broken";
+	else if (mdl_range_chunks(m, ep, s, n) == MDL_CHUNK_DROPPED)
+		must_fail = "it covers discarded chunks";
+	pthread_mutex_unlock(&m->lock);
+
+	err = dev_io(d->fd, false, buf, s, n);
+	if (!err) {
+		atomic_fetch_add(&m->reads_ok, 1);
+		if (must_fail) {
+			mdl_fail(m, "reader %u: read of %s sectors %" PRIu64 "+%"
+				 PRIu64 " returned data although %s", w->id,
+				 ep->name, s, n, must_fail);
+			return false;
+		}
+		pthread_mutex_lock(&m->lock);
+		bad = mdl_match(ep->image, buf, s, n, why, sizeof(why));
+		pthread_mutex_unlock(&m->lock);
+		if (bad >= 0)
+			mdl_fail(m, "reader %u: snapshot %u (%s) sector %" PRId64
+				 " (read %" PRIu64 "+%" PRIu64 "): %s", w->id,
+				 ep->id, ep->name, bad, s, n, why);
+		return true;
+	}
+	atomic_fetch_add(&m->reads_failed, 1);
+	if (err != -ENODATA && err != -EIO) {
+		mdl_fail(m, "reader %u: read of %s sectors %" PRIu64 "+%" PRIu64
+			 " failed with %s, not ENODATA or EIO", w->id, ep->name,
+			 s, n, errname(-err));
+		return false;
+	}
+	pthread_mutex_lock(&m->lock);
+	dead = ep->ending || ep->broken;
+	explained = dead || mdl_range_chunks(m, ep, s, n) != MDL_CHUNK_IN;
+	pthread_mutex_unlock(&m->lock);
+	if (explained)
+		return !dead;
+	/* broken since the last look? (then it is still this snapshot) */
+	if (!mdl_snapshot_info(m, &si))
+		return false;
+	pthread_mutex_lock(&m->lock);
+	if (si.state == DM_CBW_SNAPSHOT_BROKEN && !ep->ending && !ep->broken) {
+		ep->broken = true;
+		mdl_log(m, "snapshot %u seen broken by a reader (error %d)",
+			ep->id, si.error);
+	}
+	explained = ep->ending || ep->broken;
+	pthread_mutex_unlock(&m->lock);
+	if (!explained)
+		mdl_fail(m, "reader %u: read of %s sectors %" PRIu64 "+%" PRIu64
+			 " failed with %s, but the snapshot is active and the chunks"
+			 " were not discarded", w->id, ep->name, s, n,
+			 errname(-err));
+	return false;
+}
+
+static struct mdl_epoch *mdl_reader_enter(struct mdl_worker *w)
+{
+	struct mdl *m = w->m;
+	struct mdl_epoch *ep = m->cur, *c[MDL_MAX_EPOCHS];
+	unsigned int i, nr = 0;
+
+	pthread_mutex_lock(&m->lock);
+	for (i = 0; i < MDL_MAX_EPOCHS; i++)
+		if (m->epochs[i] && !m->epochs[i]->retired)
+			c[nr++] = m->epochs[i];
+	ep = m->cur && !m->cur->retired ? m->cur : NULL;
+	if (nr && (!ep || mdl_below(&w->rng, 10) == 0))
+		ep = c[mdl_below(&w->rng, nr)];
+	if (ep)
+		ep->users++;
+	pthread_mutex_unlock(&m->lock);
+	return ep;
+}
+
+static void mdl_reader_leave(struct mdl *m, struct mdl_epoch *ep)
+{
+	pthread_mutex_lock(&m->lock);
+	ep->users--;
+	pthread_cond_broadcast(&m->cond);
+	pthread_mutex_unlock(&m->lock);
+}
+
+static void *mdl_reader_fn(void *arg)
+{
+	struct mdl_worker *w = arg;
+	struct mdl *m = w->m;
+	uint64_t max = m->chunk * 2 > 256 ? m->chunk * 2 : 256;
+	void *buf;
+
+	if (max > MAX_IO_SECTORS)
+		max = MAX_IO_SECTORS;
+	max = round_down(max, m->align);
+	buf = xalloc(max << SECTOR_SHIFT);
+	while (!atomic_load(&m->stop) && !mdl_time_up(m)) {
+		struct mdl_epoch *ep = mdl_reader_enter(w);
+		struct dev d;
+		unsigned int i;
+
+		if (!ep) {
+			mdl_sleep_ms(20);
+			continue;
+		}
+		if (dev_open(&d, ep->path, O_RDONLY)) {
+			mdl_fail(m, "reader %u: cannot open %s", w->id, ep->path);
+			mdl_reader_leave(m, ep);
+			break;
+		}
+		for (i = 0; i < 16 && !atomic_load(&m->stop); i++)
+			if (!mdl_read_one(w, ep, &d, buf, max))
+				break;
+		dev_close(&d);
+		mdl_reader_leave(m, ep);
+		if (i < 16)
+			mdl_sleep_ms(10);
+	}
+	free(buf);
+	return NULL;
+}
+
+/* ---- the orchestrator ---- */
+
+enum {
+	MDL_OP_SNAPSHOT, MDL_OP_END, MDL_OP_SUSPEND, MDL_OP_DISCARD,
+	MDL_OP_COW_FAULT, MDL_OP_ORIGIN_FAULT, MDL_OP_RETIRE, MDL_OP_LATE_COPY,
+	MDL_OP_TORN_WRITE, MDL_NR_OPS
+};
+
+static const char *const mdl_op_names[MDL_NR_OPS] = {
+	"new-snapshot", "end-snapshot", "suspend", "access-discard",
+	"cow-fault", "origin-fault", "remove-access", "late-copy", "torn-write",
+};
+
+static void mdl_poll(struct mdl *m)
+{
+	struct dm_cbw_snapshot_info si;
+
+	if (!mdl_snapshot_info(m, &si))
+		return;
+	if (si.chunks_copied + si.chunks_to_copy + si.copies_in_flight >
+	    si.chunks_total || si.chunks_accessible > si.chunks_total)
+		mdl_fail(m, "inconsistent snapshot counters: total %llu copied %llu to_copy %llu"
+			 " in_flight %llu accessible %llu",
+			 (unsigned long long)si.chunks_total,
+			 (unsigned long long)si.chunks_copied,
+			 (unsigned long long)si.chunks_to_copy,
+			 (unsigned long long)si.copies_in_flight,
+			 (unsigned long long)si.chunks_accessible);
+	pthread_mutex_lock(&m->lock);
+	if (m->cur && !m->cur->ending) {
+		if (si.state == DM_CBW_SNAPSHOT_BROKEN && !m->cur->broken) {
+			m->cur->broken = true;
+			mdl_log(m, "snapshot %u broken (error %d, %llu copies failed,"
+				" %llu timed out)",
+				m->cur->id, si.error,
+				(unsigned long long)si.copies_failed,
+				(unsigned long long)si.copies_timed_out);
+		}
+		if (si.state == DM_CBW_SNAPSHOT_NONE)
+			mdl_fail(m, "snapshot %u vanished: the cbw device reports none",
+				 m->cur->id);
+	}
+	pthread_mutex_unlock(&m->lock);
+}
+
+static void mdl_pause_writers(struct mdl *m)
+{
+	pthread_mutex_lock(&m->lock);
+	m->pause = true;
+	while (m->parked + m->writers_done < m->nr_writers &&
+	       !atomic_load(&m->stop))
+		pthread_cond_wait(&m->cond, &m->lock);
+	pthread_mutex_unlock(&m->lock);
+}
+
+static void mdl_resume_writers(struct mdl *m)
+{
+	pthread_mutex_lock(&m->lock);
+	m->pause = false;
+	pthread_cond_broadcast(&m->cond);
+	pthread_mutex_unlock(&m->lock);
+}
+
+/*
+ * The snapshot point lies between the start of the suspend and the return
+ * of the resume: start the image with the model and the writes in flight,
+ * and let every write issued until mdl_window_end() add itself.
+ */
+static void mdl_window_begin(struct mdl *m)
+{
+	struct mdl_cand *img = malloc(m->nr_sectors * sizeof(*img));
+	uint64_t w, i;
+
+	if (!img) {
+		msg("out of memory");
+		exit(EXIT_FAIL);
+	}
+	pthread_mutex_lock(&m->lock);
+	memcpy(img, m->state, m->nr_sectors * sizeof(*img));
+	for (w = 0; w < m->nr_owners; w++) {
+		const struct mdl_inflight *fl = &m->inflight[w];
+
+		for (i = 0; fl->busy && i < fl->n; i++)
+			cand_add(&img[fl->s + i], fl->gen);
+	}
+	m->window = img;
+	m->disturb++;
+	pthread_mutex_unlock(&m->lock);
+}
+
+static struct mdl_cand *mdl_window_end(struct mdl *m, unsigned int timeout,
+				       bool snapshot)
+{
+	struct mdl_cand *img;
+
+	pthread_mutex_lock(&m->lock);
+	img = m->window;
+	m->window = NULL;
+	m->disturb++;
+	m->timeout_ms = timeout;
+	if (m->cur)
+		m->cur->ended = true;
+	m->cur = NULL;
+	pthread_mutex_unlock(&m->lock);
+	if (!snapshot) {
+		free(img);
+		img = NULL;
+	}
+	return img;
+}
+
+static void mdl_epoch_free(struct mdl_epoch *ep)
+{
+	free(ep->image);
+	free(ep->chunks);
+	free(ep);
+}
+
+/* Let the readers of @ep go, then remove its cbw-access device. */
+static void mdl_retire(struct mdl *m, struct mdl_epoch *ep)
+{
+	unsigned int i;
+
+	pthread_mutex_lock(&m->lock);
+	ep->retired = true;
+	while (ep->users)
+		pthread_cond_wait(&m->cond, &m->lock);
+	for (i = 0; i < MDL_MAX_EPOCHS; i++)
+		if (m->epochs[i] == ep)
+			m->epochs[i] = NULL;
+	if (m->cur == ep)
+		m->cur = NULL;
+	pthread_mutex_unlock(&m->lock);
+	mdl_log(m, "remove %s (snapshot %u)", ep->name, ep->id);
+	mdl_dm(m, "remove --retry %s", ep->name);
+	mdl_epoch_free(ep);
+}
+
+/* The oldest cbw-access device, not that of the live snapshot. */
+static struct mdl_epoch *mdl_oldest_stale(struct mdl *m)
+{
+	struct mdl_epoch *old = NULL;
+	unsigned int i;
+
+	pthread_mutex_lock(&m->lock);
+	for (i = 0; i < MDL_MAX_EPOCHS; i++)
+		if (m->epochs[i] && m->epochs[i] != m->cur &&
+		    (!old || m->epochs[i]->id < old->id))
+			old = m->epochs[i];
+	pthread_mutex_unlock(&m->lock);
+	return old;
+}
+
+/* A cbw-access device for the snapshot that just started. */
+static void mdl_publish(struct mdl *m, struct mdl_cand *img, const char *desc)
+{
+	struct mdl_epoch *ep, *old;
+	char table[256], path[256];
+	unsigned int slot, i;
+	bool used[MDL_MAX_EPOCHS] = { false };
+	FILE *f;
+
+	ep = calloc(1, sizeof(*ep));
+	if (ep)
+		ep->chunks = calloc(m->nr_chunks, 1);
+	if (!ep || !ep->chunks) {
+		msg("out of memory");
+		exit(EXIT_FAIL);
+	}
+	ep->image = img;
+	for (;;) {
+		pthread_mutex_lock(&m->lock);
+		for (i = 0; i < MDL_MAX_EPOCHS; i++)
+			if (m->epochs[i])
+				used[m->epochs[i]->slot] = true;
+		for (slot = 0; slot < MDL_MAX_EPOCHS && used[slot]; slot++)
+			;
+		pthread_mutex_unlock(&m->lock);
+		if (slot < MDL_MAX_EPOCHS)
+			break;
+		old = mdl_oldest_stale(m);
+		if (!old) {
+			mdl_fail(m, "internal error: no free cbw-access slot");
+			mdl_epoch_free(ep);
+			return;
+		}
+		mdl_retire(m, old);
+		memset(used, 0, sizeof(used));
+	}
+	ep->slot = slot;
+	ep->id = ++m->next_epoch;
+	snprintf(ep->name, sizeof(ep->name), "%s%u", m->acc_prefix, slot);
+	snprintf(ep->path, sizeof(ep->path), "/dev/mapper/%s", ep->name);
+	snprintf(ep->desc, sizeof(ep->desc), "%s", desc);
+	snprintf(table, sizeof(table), "0 %" PRIu64 " cbw-access %s\n",
+		 m->nr_sectors, m->cbw_path);
+	snprintf(path, sizeof(path), "%s/access.table", m->work);
+	f = fopen(path, "w");
+	if (!f || fputs(table, f) < 0 || fclose(f)) {
+		mdl_fail(m, "cannot write %s", path);
+		mdl_epoch_free(ep);
+		return;
+	}
+	if (mdl_dm(m, "create %s %s", ep->name, path)) {
+		mdl_epoch_free(ep);
+		return;
+	}
+	mdl_log(m, "snapshot %u readable through %s", ep->id, ep->name);
+	pthread_mutex_lock(&m->lock);
+	for (i = 0; i < MDL_MAX_EPOCHS && m->epochs[i]; i++)
+		;
+	m->epochs[i] = ep;
+	m->cur = ep;
+	pthread_mutex_unlock(&m->lock);
+}
+
+static const char *mdl_cow_path(struct mdl *m, unsigned int cow)
+{
+	return cow < 2 ? m->cow_paths[cow] : "-";
+}
+
+/*
+ * Reload the cbw device: a new snapshot on COW @cow, or none (cow 2), with
+ * the writers paused or not, the table loaded before the suspend or not.
+ */
+static void mdl_reload_as(struct mdl *m, unsigned int cow, bool break_snapshot,
+			  unsigned int timeout, bool paused, bool load_first)
+{
+	bool snapshot = cow < 2;
+	char table[512], desc[160];
+	struct mdl_cand *img;
+
+	if (snapshot) {
+		snprintf(desc, sizeof(desc), "%s, %s, timeout %u ms",
+			 m->cow_names[cow], break_snapshot ? "break_snapshot" :
+			 "break_guest_write", timeout);
+		if (timeout)
+			snprintf(table, sizeof(table),
+				 "0 %" PRIu64 " cbw %s %s %" PRIu64
+				 " 4 on_cbw_error %s cbw_timeout_ms %u\n",
+				 m->nr_sectors, m->origin_path,
+				 mdl_cow_path(m, cow), m->chunk,
+				 break_snapshot ? "break_snapshot" :
+				 "break_guest_write", timeout);
+		else
+			snprintf(table, sizeof(table),
+				 "0 %" PRIu64 " cbw %s %s %" PRIu64
+				 " 2 on_cbw_error %s\n", m->nr_sectors,
+				 m->origin_path, mdl_cow_path(m, cow), m->chunk,
+				 break_snapshot ? "break_snapshot" :
+				 "break_guest_write");
+	} else {
+		snprintf(table, sizeof(table), "0 %" PRIu64 " cbw %s - %" PRIu64
+			 "\n", m->nr_sectors, m->origin_path, m->chunk);
+	}
+	mdl_log(m, "%s snapshot %u%s%s%s", snapshot ? "new" : "end",
+		m->next_epoch + (snapshot ? 1 : 0), snapshot ? ": " : "",
+		snapshot ? desc : "",
+		paused ? ", writers paused" : ", writers running");
+	pthread_mutex_lock(&m->lock);
+	if (m->cur)
+		m->cur->ending = true;
+	pthread_mutex_unlock(&m->lock);
+	if (load_first && mdl_load(m, m->cbw_name, table))
+		return;
+	if (paused)
+		mdl_pause_writers(m);
+	mdl_window_begin(m);
+	mdl_dm(m, "suspend %s", m->cbw_name);
+	pthread_mutex_lock(&m->lock);
+	m->reload_suspends++;
+	pthread_cond_broadcast(&m->cond);
+	pthread_mutex_unlock(&m->lock);
+	if (!load_first)
+		mdl_load(m, m->cbw_name, table);
+	mdl_dm(m, "resume %s", m->cbw_name);
+	img = mdl_window_end(m, timeout, snapshot);
+	if (paused)
+		mdl_resume_writers(m);
+	m->cur_cow = cow;
+	if (snapshot && !atomic_load(&m->stop))
+		mdl_publish(m, img, desc);
+	else
+		free(img);
+}
+
+static void mdl_reload(struct mdl *m, unsigned int cow)
+{
+	static const unsigned int timeouts[] = { 0, 0, 0, 50, 100, 200, 300 };
+	bool paused = cow < 2 && mdl_below(&m->rng, 2);
+	bool load_first = mdl_below(&m->rng, 3) == 0;
+	bool break_snapshot = mdl_below(&m->rng, 2);
+	unsigned int timeout = timeouts[mdl_below(&m->rng, 7)];
+
+	mdl_reload_as(m, cow, break_snapshot, cow < 2 ? timeout : 0, paused,
+		      load_first);
+}
+
+static void mdl_op_suspend(struct mdl *m)
+{
+	bool paused = mdl_below(&m->rng, 2);
+	uint64_t ms = mdl_below(&m->rng, 300);
+
+	mdl_log(m, "suspend %s for %" PRIu64 " ms, writers %s", m->cbw_name,
+		ms, paused ? "paused" : "running");
+	if (paused)
+		mdl_pause_writers(m);
+	pthread_mutex_lock(&m->lock);
+	m->disturb++;
+	pthread_mutex_unlock(&m->lock);
+	if (!mdl_dm(m, "suspend %s", m->cbw_name)) {
+		mdl_sleep_ms(ms);
+		mdl_dm(m, "resume %s", m->cbw_name);
+	}
+	pthread_mutex_lock(&m->lock);
+	m->disturb++;
+	pthread_mutex_unlock(&m->lock);
+	if (paused)
+		mdl_resume_writers(m);
+}
+
+static void mdl_op_discard(struct mdl *m)
+{
+	struct mdl_epoch *ep;
+	uint64_t c0, nc, s, e, c, start, end;
+	struct dev d;
+	int err;
+
+	pthread_mutex_lock(&m->lock);
+	ep = m->cur;
+	pthread_mutex_unlock(&m->lock);
+	if (!ep)
+		return;
+	c0 = mdl_below(&m->rng, m->nr_chunks);
+	nc = 1 + mdl_below(&m->rng, m->nr_chunks - c0 < 32 ?
+			   m->nr_chunks - c0 : 32);
+	s = c0 * m->chunk;
+	e = (c0 + nc) * m->chunk;
+	if (e > m->nr_sectors)
+		e = m->nr_sectors;
+	/* sometimes not aligned: only the whole chunks inside are dropped */
+	if (mdl_below(&m->rng, 4) == 0 && e - s > 2 * m->align) {
+		s += round_down(mdl_below(&m->rng, m->chunk), m->align);
+		if (s >= e)
+			s = e - m->align;
+	}
+	start = (s + m->chunk - 1) / m->chunk;
+	end = e / m->chunk;	/* chunks [start, end) are dropped */
+	mdl_log(m, "discard %s sectors %" PRIu64 "+%" PRIu64 " (chunks %" PRIu64
+		"-%" PRIu64 ")", ep->name, s, e - s, start, end);
+	pthread_mutex_lock(&m->lock);
+	for (c = start; c < end; c++)
+		if (ep->chunks[c] == MDL_CHUNK_IN)
+			ep->chunks[c] = MDL_CHUNK_DROPPING;
+	pthread_mutex_unlock(&m->lock);
+	if (dev_open(&d, ep->path, O_RDWR)) {
+		mdl_fail(m, "cannot open %s for writing", ep->path);
+		return;
+	}
+	err = dev_punch(&d, false, s, e - s);
+	dev_close(&d);
+	if (err) {
+		/* dropped or not: reads may fail, but must not return other data */
+		mdl_log(m, "  discard failed: %s", errname(-err));
+		return;
+	}
+	pthread_mutex_lock(&m->lock);
+	for (c = start; c < end; c++)
+		ep->chunks[c] = MDL_CHUNK_DROPPED;
+	pthread_mutex_unlock(&m->lock);
+}
+
+/* Swap the table of COW @cow; @mode: 0-34 linear, 35-54 flakey, ... */
+static void mdl_set_cow(struct mdl *m, unsigned int cow, unsigned int mode)
+{
+	const char *dev = m->cow_dev;
+	char table[512];
+	unsigned int ms;
+
+	if (mode < 35) {
+		snprintf(table, sizeof(table), "0 %" PRIu64 " linear %s 0\n",
+			 m->nr_sectors, dev);
+	} else if (mode < 55) {
+		snprintf(table, sizeof(table),
+			 "0 %" PRIu64 " flakey %s 0 0 1 1 error_writes\n",
+			 m->nr_sectors, dev);
+	} else if (mode < 80) {
+		ms = 100 + mdl_below(&m->rng, 400);
+		snprintf(table, sizeof(table), "0 %" PRIu64
+			 " delay %s 0 0 %s 0 %u\n", m->nr_sectors, dev, dev, ms);
+	} else {
+		snprintf(table, sizeof(table), "0 %" PRIu64
+			 " delay %s 0 0 %s 0 %u\n", m->nr_sectors, dev, dev,
+			 MDL_STALL_MS);
+	}
+	m->cow_slow[cow] = mode >= 35;
+	mdl_swap_table(m, m->cow_names[cow], table, false);
+}
+
+static void mdl_op_cow_fault(struct mdl *m)
+{
+	unsigned int cow = m->cur_cow < 2 && mdl_below(&m->rng, 4) ?
+			   m->cur_cow : mdl_below(&m->rng, 2);
+
+	mdl_set_cow(m, cow, mdl_below(&m->rng, 100));
+}
+
+/* A stripe of the orchestrator's, at random. */
+static uint64_t mdl_own_stripe(struct mdl *m)
+{
+	return m->nr_writers + m->nr_owners *
+	       mdl_below(&m->rng, (m->nr_stripes - m->nr_writers) / m->nr_owners);
+}
+
+/*
+ * The orchestrator owns some stripes too, for writes in a set order. Its
+ * writes go through mdl_writer_io() as the writer after the last one.
+ */
+struct mdl_late {
+	struct mdl_worker w;
+	struct dev d;
+	void *buf;
+	uint64_t s, n;
+	unsigned int suspends;
+	pthread_t thread;
+};
+
+/* Write once the reload has suspended the cbw device: it goes in at resume. */
+static void *mdl_late_write_fn(void *arg)
+{
+	struct mdl_late *l = arg;
+	struct mdl *m = l->w.m;
+
+	pthread_mutex_lock(&m->lock);
+	while (m->reload_suspends == l->suspends && !atomic_load(&m->stop))
+		pthread_cond_wait(&m->cond, &m->lock);
+	pthread_mutex_unlock(&m->lock);
+	mdl_sleep_ms(50);
+	mdl_writer_io(&l->w, &l->d, l->buf, MDL_WRITE, l->s, l->n);
+	return NULL;
+}
+
+/* Read chunk @c of the live snapshot: it must read its image. */
+static void mdl_check_chunk(struct mdl *m, uint64_t c, const char *when)
+{
+	void *buf = xalloc(m->chunk << SECTOR_SHIFT);
+	struct mdl_epoch *ep = m->cur;
+	char why[256];
+	struct dev d;
+	int64_t bad;
+	int err;
+
+	if (!ep || dev_open(&d, ep->path, O_RDONLY)) {
+		mdl_fail(m, "late copy: no cbw-access device to read");
+		free(buf);
+		return;
+	}
+	err = dev_io(d.fd, false, buf, c * m->chunk, m->chunk);
+	dev_close(&d);
+	if (err) {
+		mdl_fail(m, "late copy: read of chunk %" PRIu64 " of snapshot %u %s: %s",
+			 c, ep->id, when, errname(-err));
+	} else {
+		pthread_mutex_lock(&m->lock);
+		bad = mdl_match(ep->image, buf, c * m->chunk, m->chunk, why,
+				sizeof(why));
+		pthread_mutex_unlock(&m->lock);
+		if (bad >= 0)
+			mdl_fail(m, "late copy: snapshot %u (%s) sector %" PRId64
+				 " %s: %s", ep->id, ep->name, bad, when, why);
+	}
+	free(buf);
+}
+
+/*
+ * A copy that timed out and a new snapshot on the same storage (issue of
+ * the late copy): with writes to the COW stalled and break_snapshot, write
+ * a chunk (its copy times out, the write goes on), write it again, start a
+ * new snapshot on the other COW device, which shares the storage, and
+ * write the chunk while that happens; then let the stalled COW write
+ * land. The new snapshot must read the chunk as it was at its snapshot
+ * point, not the old snapshot's copy.
+ */
+static void mdl_op_late_copy(struct mdl *m)
+{
+	unsigned int x = mdl_below(&m->rng, 2), y = !x;
+	struct mdl_late l = { .w = { .m = m, .id = m->nr_writers } };
+	uint64_t k, c;
+
+	l.w.rng = mix64(m->seed ^ m->nr_logged) | 1;
+	k = mdl_own_stripe(m);
+	c = k * 4 + 1;		/* a whole chunk inside stripe k */
+	l.s = c * m->chunk + round_down(mdl_below(&m->rng, m->chunk), m->align);
+	l.n = m->align;
+	l.buf = xalloc(m->chunk << SECTOR_SHIFT);
+	if (dev_open(&l.d, m->cbw_path, O_RDWR)) {
+		mdl_fail(m, "cannot open %s", m->cbw_path);
+		free(l.buf);
+		return;
+	}
+	mdl_log(m, "late copy of chunk %" PRIu64 " (sectors %" PRIu64 "+%" PRIu64
+		"): COW %s stalled, new snapshot on %s", c, l.s, l.n,
+		m->cow_names[x], m->cow_names[y]);
+	mdl_set_cow(m, x, 0);
+	mdl_set_cow(m, y, 0);
+	mdl_reload_as(m, x, true, 100, false, false);
+	/* no other copy may time out first and break the snapshot */
+	mdl_pause_writers(m);
+	mdl_set_cow(m, x, 99);
+	mdl_writer_io(&l.w, &l.d, l.buf, MDL_WRITE, l.s, l.n);
+	mdl_writer_io(&l.w, &l.d, l.buf, MDL_WRITE, l.s, l.n);
+	mdl_resume_writers(m);
+	l.suspends = m->reload_suspends;
+	if (pthread_create(&l.thread, NULL, mdl_late_write_fn, &l)) {
+		mdl_fail(m, "pthread_create failed");
+	} else {
+		mdl_reload_as(m, y, false, 0, false, false);
+		pthread_join(l.thread, NULL);
+		if (!atomic_load(&m->stop))
+			mdl_check_chunk(m, c, "after the new snapshot started");
+	}
+	mdl_set_cow(m, x, 0);
+	if (!atomic_load(&m->stop))
+		mdl_check_chunk(m, c, "after the stalled COW write landed");
+	dev_close(&l.d);
+	free(l.buf);
+}
+
+static void mdl_op_origin_fault(struct mdl *m)
+{
+	char table[1024];
+	uint64_t pts[6], s = 0;
+	unsigned int nz, i, j;
+	size_t off = 0;
+
+	if (mdl_below(&m->rng, 2)) {
+		snprintf(table, sizeof(table), "0 %" PRIu64 " linear %s 0\n",
+			 m->nr_sectors, m->origin_dev);
+		mdl_swap_table(m, m->origin_name, table, true);
+		return;
+	}
+	/* 1-3 zones that fail writes, with edges anywhere */
+	nz = 1 + mdl_below(&m->rng, 3);
+	for (i = 0; i < 2 * nz; i++)
+		pts[i] = 1 + mdl_below(&m->rng, m->nr_sectors - 1);
+	for (i = 1; i < 2 * nz; i++)
+		for (j = i; j > 0 && pts[j - 1] > pts[j]; j--) {
+			uint64_t t = pts[j];
+
+			pts[j] = pts[j - 1];
+			pts[j - 1] = t;
+		}
+	for (i = 0; i < 2 * nz; i += 2) {
+		/* zones of at most 4 chunks or 1 MiB */
+		uint64_t max = m->chunk * 4 > BULK_SECTORS ? m->chunk * 4 :
+			       BULK_SECTORS;
+
+		if (pts[i + 1] - pts[i] > max)
+			pts[i + 1] = pts[i] + max;
+		if (pts[i] <= s || pts[i + 1] <= pts[i])
+			continue;
+		off += snprintf(table + off, sizeof(table) - off,
+				"%" PRIu64 " %" PRIu64 " linear %s %" PRIu64 "\n",
+				s, pts[i] - s, m->origin_dev, s);
+		off += snprintf(table + off, sizeof(table) - off,
+				"%" PRIu64 " %" PRIu64
+				" flakey %s %" PRIu64 " 0 1 1 error_writes\n",
+				pts[i], pts[i + 1] - pts[i], m->origin_dev,
+				pts[i]);
+		s = pts[i + 1];
+	}
+	snprintf(table + off, sizeof(table) - off,
+		 "%" PRIu64 " %" PRIu64 " linear %s %" PRIu64 "\n", s,
+		 m->nr_sectors - s, m->origin_dev, s);
+	mdl_swap_table(m, m->origin_name, table, true);
+}
+
+/*
+ * A write that fails after part of it reached the origin: the origin fails
+ * writes from a point inside a chunk of the orchestrator's on, and a write
+ * across that point fails. Nobody writes there again, so the bitmap check
+ * at the end finds the part that landed.
+ */
+static void mdl_op_torn_write(struct mdl *m)
+{
+	struct mdl_late l = { .w = { .m = m, .id = m->nr_writers } };
+	uint64_t c = mdl_own_stripe(m) * 4 + 2, edge, before;
+	char table[1024];
+
+	l.w.rng = mix64(m->seed ^ m->nr_logged) | 1;
+	edge = c * m->chunk + round_down(m->chunk / 2, m->align);
+	before = round_up_to(1 + mdl_below(&m->rng, 128), m->align);
+	if (before > edge - c * m->chunk)
+		before = edge - c * m->chunk;
+	l.s = edge - before;
+	l.n = before + round_up_to(1 + mdl_below(&m->rng, 128), m->align);
+	l.buf = xalloc(l.n << SECTOR_SHIFT);
+	if (dev_open(&l.d, m->cbw_path, O_RDWR)) {
+		mdl_fail(m, "cannot open %s", m->cbw_path);
+		free(l.buf);
+		return;
+	}
+	mdl_log(m, "torn write of sectors %" PRIu64 "+%" PRIu64
+		": the origin fails writes from sector %" PRIu64, l.s, l.n, edge);
+	snprintf(table, sizeof(table),
+		 "0 %" PRIu64 " linear %s 0\n%" PRIu64 " %" PRIu64
+		 " flakey %s %" PRIu64 " 0 1 1 error_writes\n%" PRIu64 " %" PRIu64
+		 " linear %s %" PRIu64 "\n", edge, m->origin_dev, edge,
+		 m->chunk, m->origin_dev, edge, edge + m->chunk,
+		 m->nr_sectors - edge - m->chunk, m->origin_dev,
+		 edge + m->chunk);
+	/* a copy that fails first would keep the write from the origin */
+	if (m->cur_cow < 2)
+		mdl_set_cow(m, m->cur_cow, 0);
+	mdl_swap_table(m, m->origin_name, table, true);
+	mdl_writer_io(&l.w, &l.d, l.buf, MDL_WRITE, l.s, l.n);
+	snprintf(table, sizeof(table), "0 %" PRIu64 " linear %s 0\n",
+		 m->nr_sectors, m->origin_dev);
+	mdl_swap_table(m, m->origin_name, table, true);
+	dev_close(&l.d);
+	free(l.buf);
+}
+
+static void mdl_orchestrate(struct mdl *m)
+{
+	static const unsigned int weight[MDL_NR_OPS] = {
+		14, 4, 10, 20, 18, 8, 4, 3, 3
+	};
+	unsigned int op, total = 0, r, i;
+
+	for (i = 0; i < MDL_NR_OPS; i++)
+		total += weight[i];
+	while (!atomic_load(&m->stop) && !mdl_time_up(m)) {
+		r = mdl_below(&m->rng, total);
+		for (op = 0; r >= weight[op]; op++)
+			r -= weight[op];
+		if (!m->cur && mdl_below(&m->rng, 2))
+			op = MDL_OP_SNAPSHOT;
+		if ((op == MDL_OP_ORIGIN_FAULT || op == MDL_OP_TORN_WRITE) &&
+		    m->no_origin_faults)
+			continue;
+		/* one late copy early in every run */
+		if (!m->op_counts[MDL_OP_LATE_COPY] &&
+		    mdl_ms(m) > m->seconds * 1000 / 4)
+			op = MDL_OP_LATE_COPY;
+		/* and one torn write */
+		if (!m->op_counts[MDL_OP_TORN_WRITE] && !m->no_origin_faults &&
+		    mdl_ms(m) > m->seconds * 1000 / 2)
+			op = MDL_OP_TORN_WRITE;
+		m->op_counts[op]++;
+		switch (op) {
+		case MDL_OP_SNAPSHOT:
+			/*
+			 * Mostly the other COW device when this one holds
+			 * copies back: a late copy of the old snapshot would
+			 * land in the new one's data.
+			 */
+			if (m->cur_cow < 2 && m->cow_slow[m->cur_cow] &&
+			    mdl_below(&m->rng, 4))
+				mdl_reload(m, !m->cur_cow);
+			else
+				mdl_reload(m, mdl_below(&m->rng, 2));
+			break;
+		case MDL_OP_END:
+			if (m->cur)
+				mdl_reload(m, 2);
+			break;
+		case MDL_OP_SUSPEND:
+			mdl_op_suspend(m);
+			break;
+		case MDL_OP_DISCARD:
+			mdl_op_discard(m);
+			break;
+		case MDL_OP_COW_FAULT:
+			mdl_op_cow_fault(m);
+			break;
+		case MDL_OP_ORIGIN_FAULT:
+			mdl_op_origin_fault(m);
+			break;
+		case MDL_OP_LATE_COPY:
+			mdl_op_late_copy(m);
+			break;
+		case MDL_OP_TORN_WRITE:
+			mdl_op_torn_write(m);
+			break;
+		case MDL_OP_RETIRE: {
+			struct mdl_epoch *old = mdl_oldest_stale(m);
+
+			if (old)
+				mdl_retire(m, old);
+			break;
+		}
+		}
+		mdl_poll(m);
+		for (i = mdl_below(&m->rng, 6); i && !mdl_time_up(m); i--) {
+			mdl_sleep_ms(50);
+			mdl_poll(m);
+		}
+	}
+}
+
+/* ---- the checks at the end ---- */
+
+/* The guest device holds what the model says; records what it holds. */
+static void mdl_final_guest(struct mdl *m, uint32_t *final)
+{
+	void *buf = xalloc(BULK_SECTORS << SECTOR_SHIFT);
+	uint64_t s, n, i;
+	char why[256];
+	struct dev d;
+	int64_t bad;
+	int err;
+
+	if (dev_open(&d, m->cbw_path, O_RDONLY)) {
+		mdl_fail(m, "cannot open %s", m->cbw_path);
+		free(buf);
+		return;
+	}
+	for (s = 0; s < m->nr_sectors; s += n) {
+		n = m->nr_sectors - s < BULK_SECTORS ? m->nr_sectors - s :
+		    BULK_SECTORS;
+		err = dev_io(d.fd, false, buf, s, n);
+		if (err) {
+			mdl_fail(m, "final read of guest sectors %" PRIu64 "+%"
+				 PRIu64 ": %s", s, n, strerror(-err));
+			break;
+		}
+		for (i = 0; i < n; i++)
+			final[s + i] = found_gen((uint64_t *)buf +
+						 i * WORDS_PER_SECTOR, s + i);
+		bad = mdl_match(m->state, buf, s, n, why, sizeof(why));
+		if (bad >= 0) {
+			mdl_fail(m, "final guest sector %" PRId64 ": %s", bad, why);
+			break;
+		}
+	}
+	dev_close(&d);
+	free(buf);
+}
+
+/* Every chunk of the live snapshot reads its image, or fails if dropped. */
+static void mdl_final_access(struct mdl *m)
+{
+	void *buf = xalloc(BULK_SECTORS << SECTOR_SHIFT);
+	struct mdl_epoch *ep = m->cur;
+	uint64_t c, s, n, checked = 0, dropped = 0;
+	char why[256];
+	struct dev d;
+	int64_t bad;
+	int err;
+
+	mdl_poll(m);
+	if (!ep || ep->broken || atomic_load(&m->stop)) {
+		free(buf);
+		return;
+	}
+	if (dev_open(&d, ep->path, O_RDONLY)) {
+		mdl_fail(m, "cannot open %s", ep->path);
+		free(buf);
+		return;
+	}
+	for (c = 0; c < m->nr_chunks && !atomic_load(&m->stop); c++) {
+		s = c * m->chunk;
+		n = m->nr_sectors - s < m->chunk ? m->nr_sectors - s : m->chunk;
+		if (ep->chunks[c] == MDL_CHUNK_DROPPING)
+			continue;
+		if (ep->chunks[c] == MDL_CHUNK_DROPPED) {
+			dropped++;
+			if (!dev_io(d.fd, false, buf, s, m->align))
+				mdl_fail(m, "final read of %s chunk %" PRIu64
+					 " returned data although it was discarded",
+					 ep->name, c);
+			continue;
+		}
+		for (; n; s += BULK_SECTORS, n -= n < BULK_SECTORS ? n : BULK_SECTORS) {
+			uint64_t len = n < BULK_SECTORS ? n : BULK_SECTORS;
+
+			err = dev_io(d.fd, false, buf, s, len);
+			if (err) {
+				mdl_fail(m, "final read of %s sectors %" PRIu64 "+%"
+					 PRIu64 ": %s (snapshot active, not discarded)",
+					 ep->name, s, len, errname(-err));
+				goto out;
+			}
+			pthread_mutex_lock(&m->lock);
+			bad = mdl_match(ep->image, buf, s, len, why, sizeof(why));
+			pthread_mutex_unlock(&m->lock);
+			if (bad >= 0) {
+				mdl_fail(m, "final read of snapshot %u (%s) sector %"
+					 PRId64 ": %s", ep->id, ep->name, bad, why);
+				goto out;
+			}
+		}
+		checked++;
+	}
+	printf("model: snapshot %u: %" PRIu64 " chunks read their image, %" PRIu64
+	       " discarded chunks fail\n", ep->id, checked, dropped);
+out:
+	dev_close(&d);
+	free(buf);
+}
+
+/*
+ * A bitmap added before the run has every sector dirty that a write
+ * changed: those written successfully, and those that hold something else
+ * than the pre-image at the end (a failed write reached the media).
+ */
+static void mdl_final_bitmap(struct mdl *m, const uint32_t *final,
+			     uint32_t pre_gen)
+{
+	struct dm_cbw_extent *ext = calloc(DM_CBW_MAX_EXTENTS, sizeof(*ext));
+	uint8_t *dirty = calloc(m->nr_sectors, 1);
+	struct dm_cbw_bitmap_read rd;
+	uint64_t off = 0, i, s, missed = 0, missed_failed = 0, need = 0;
+	unsigned int shown = 0;
+	int fd;
+
+	fd = open("/dev/dm-cbw-control", O_RDWR | O_CLOEXEC);
+	if (!ext || !dirty || fd < 0) {
+		mdl_fail(m, "bitmap check: %s", strerror(errno));
+		goto out;
+	}
+	while (off < m->nr_sectors << SECTOR_SHIFT) {
+		memset(&rd, 0, sizeof(rd));
+		rd.size = sizeof(rd);
+		rd.dev_major = m->cbw_major;
+		rd.dev_minor = m->cbw_minor;
+		rd.offset = off;
+		rd.length = (m->nr_sectors << SECTOR_SHIFT) - off;
+		rd.extents = (uintptr_t)ext;
+		rd.nr_extents = DM_CBW_MAX_EXTENTS;
+		snprintf(rd.name, sizeof(rd.name), "%s", m->bitmap);
+		if (ioctl(fd, DM_CBW_IOC_BITMAP_READ, &rd)) {
+			mdl_fail(m, "DM_CBW_IOC_BITMAP_READ %s: %s", m->bitmap,
+				 strerror(errno));
+			goto out;
+		}
+		for (i = 0; i < rd.nr_extents; i++)
+			for (s = ext[i].offset >> SECTOR_SHIFT;
+			     s < (ext[i].offset + ext[i].length) >> SECTOR_SHIFT &&
+			     s < m->nr_sectors; s++)
+				dirty[s] = 1;
+		if (rd.next_offset <= off)
+			break;
+		off = rd.next_offset;
+	}
+	for (s = 0; s < m->nr_sectors; s++) {
+		bool changed = final[s] != pre_gen;
+
+		if (!m->written[s] && !changed)
+			continue;
+		need++;
+		if (dirty[s])
+			continue;
+		missed++;
+		if (!m->written[s])
+			missed_failed++;
+		if (shown++ < 8)
+			msg("bitmap %s: sector %" PRIu64 " is clean, but %s", m->bitmap,
+			    s, m->written[s] ? "a write to it succeeded" :
+			    "it holds data of a failed write");
+	}
+	printf("model: bitmap %s: %" PRIu64 " sectors must be dirty, %" PRIu64
+	       " are not (%" PRIu64 " of them changed only by failed writes)\n",
+	       m->bitmap, need, missed, missed_failed);
+	if (missed)
+		mdl_fail(m, "bitmap %s misses %" PRIu64 " written sectors (%" PRIu64
+			 " changed only by failed writes)", m->bitmap, missed,
+			 missed_failed);
+out:
+	if (fd >= 0)
+		close(fd);
+	free(ext);
+	free(dirty);
+}
+
+static void mdl_print_tail(struct mdl *m)
+{
+	unsigned int i, first;
+
+	first = m->nr_logged > MDL_LOG_TAIL ? m->nr_logged - MDL_LOG_TAIL : 0;
+	msg("last %u of %u operations (seed %" PRIu64 "):",
+	    m->nr_logged - first, m->nr_logged, m->seed);
+	for (i = first; i < m->nr_logged; i++)
+		fprintf(stderr, "  %s\n", m->tail[i % MDL_LOG_TAIL]);
+}
+
+static int cmd_model(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "cbw", required_argument, NULL, 'b' },
+		{ "origin", required_argument, NULL, 'o' },
+		{ "origin-dev", required_argument, NULL, 'O' },
+		{ "cow", required_argument, NULL, 'c' },
+		{ "cow-dev", required_argument, NULL, 'C' },
+		{ "access-prefix", required_argument, NULL, 'a' },
+		{ "chunk-sectors", required_argument, NULL, 'k' },
+		{ "seconds", required_argument, NULL, 't' },
+		{ "writers", required_argument, NULL, 'w' },
+		{ "readers", required_argument, NULL, 'r' },
+		{ "seed", required_argument, NULL, 'S' },
+		{ "bitmap", required_argument, NULL, 'B' },
+		{ "work", required_argument, NULL, 'W' },
+		{ "log", required_argument, NULL, 'l' },
+		{ "pre-gen", required_argument, NULL, 'p' },
+		{ "slack-ms", required_argument, NULL, 's' },
+		{ "no-origin-faults", no_argument, NULL, 'N' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct mdl_worker *workers;
+	unsigned int nr_cows = 0, i;
+	pthread_t heartbeat;
+	uint32_t pre_gen = 0, *final;
+	bool have_seed = false;
+	struct stat st;
+	struct mdl *m;
+	struct dev d;
+	uint64_t s;
+	int c, err;
+
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return EXIT_FAIL;
+	m->nr_writers = 4;
+	m->nr_readers = 2;
+	m->slack_ms = 4000;
+	m->cur_cow = 2;
+	pthread_mutex_init(&m->lock, NULL);
+	pthread_mutex_init(&m->log_lock, NULL);
+	pthread_cond_init(&m->cond, NULL);
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'b':
+			m->cbw_name = optarg;
+			break;
+		case 'o':
+			m->origin_name = optarg;
+			break;
+		case 'O':
+			m->origin_dev = optarg;
+			break;
+		case 'c':
+			if (nr_cows == 2)
+				print_usage();
+			m->cow_names[nr_cows++] = optarg;
+			break;
+		case 'C':
+			m->cow_dev = optarg;
+			break;
+		case 'a':
+			m->acc_prefix = optarg;
+			break;
+		case 'k':
+			m->chunk = arg_u64("chunk sectors", optarg, 1U << 22);
+			break;
+		case 't':
+			m->seconds = arg_u64("seconds", optarg, 86400);
+			break;
+		case 'w':
+			m->nr_writers = arg_u64("writers", optarg, 64);
+			break;
+		case 'r':
+			m->nr_readers = arg_u64("readers", optarg, 64);
+			break;
+		case 'S':
+			m->seed = arg_u64("seed", optarg, UINT64_MAX);
+			have_seed = true;
+			break;
+		case 'B':
+			m->bitmap = optarg;
+			break;
+		case 'W':
+			m->work = optarg;
+			break;
+		case 'l':
+			m->log_path = optarg;
+			break;
+		case 'p':
+			pre_gen = arg_u64("pre-image generation", optarg, MAX_GEN - 1);
+			break;
+		case 's':
+			m->slack_ms = arg_u64("slack", optarg, 3600000);
+			break;
+		case 'N':
+			m->no_origin_faults = true;
+			break;
+		default:
+			print_usage();
+		}
+	}
+	if (optind != argc || !m->cbw_name || !m->origin_name ||
+	    !m->origin_dev || nr_cows != 2 || !m->cow_dev || !m->acc_prefix ||
+	    !m->chunk || !m->seconds || !m->nr_writers || !m->work) {
+		msg("model: --cbw, --origin, --origin-dev, two --cow, --cow-dev, --access-prefix,"
+		    " --chunk-sectors, --seconds and --work are needed");
+		print_usage();
+	}
+	if (m->chunk & (m->chunk - 1)) {
+		msg("model: chunk size must be a power of two");
+		print_usage();
+	}
+	if (!have_seed)
+		m->seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+	m->rng = mix64(m->seed) | 1;
+	snprintf(m->cbw_path, sizeof(m->cbw_path), "/dev/mapper/%s", m->cbw_name);
+	snprintf(m->origin_path, sizeof(m->origin_path), "/dev/mapper/%s",
+		 m->origin_name);
+	for (i = 0; i < 2; i++)
+		snprintf(m->cow_paths[i], sizeof(m->cow_paths[i]),
+			 "/dev/mapper/%s", m->cow_names[i]);
+	if (dev_open(&d, m->cbw_path, O_RDONLY))
+		return EXIT_FAIL;
+	m->nr_sectors = d.nr_sectors;
+	m->align = d.align;
+	if (fstat(d.fd, &st)) {
+		msg("cannot stat %s", m->cbw_path);
+		return EXIT_FAIL;
+	}
+	m->cbw_major = major(st.st_rdev);
+	m->cbw_minor = minor(st.st_rdev);
+	dev_close(&d);
+	if (m->chunk % m->align || m->nr_sectors < 8 * m->chunk) {
+		msg("model: the device needs at least 8 chunks of whole blocks");
+		return EXIT_USAGE;
+	}
+	m->nr_chunks = (m->nr_sectors + m->chunk - 1) / m->chunk;
+	m->max_io = m->chunk * 7 / 2;
+	if (m->max_io < 256)
+		m->max_io = 256;
+	if (m->max_io > MAX_IO_SECTORS)
+		m->max_io = MAX_IO_SECTORS;
+	m->max_io = round_down(m->max_io, m->align);
+	/* stripes of 4 chunks, at least two for each writer and for us */
+	m->stripe = 4 * m->chunk;
+	m->nr_stripes = m->nr_sectors / m->stripe;
+	m->nr_owners = m->nr_writers + 1;
+	if (m->nr_stripes < 2 * m->nr_owners) {
+		msg("model: the device is too small for %" PRIu64
+		    " writers: it needs %" PRIu64 " sectors", m->nr_writers,
+		    2 * m->nr_owners * m->stripe);
+		return EXIT_USAGE;
+	}
+
+	m->state = malloc(m->nr_sectors * sizeof(*m->state));
+	m->written = calloc(m->nr_sectors, 1);
+	m->inflight = calloc(m->nr_owners, sizeof(*m->inflight));
+	final = calloc(m->nr_sectors, sizeof(*final));
+	workers = calloc(m->nr_writers + m->nr_readers, sizeof(*workers));
+	if (!m->state || !m->written || !m->inflight || !final || !workers) {
+		msg("out of memory");
+		return EXIT_FAIL;
+	}
+	for (s = 0; s < m->nr_sectors; s++)
+		cand_set(&m->state[s], pre_gen);
+	atomic_store(&m->next_gen, pre_gen + 1);
+	if (m->log_path) {
+		m->log = fopen(m->log_path, "w");
+		if (!m->log) {
+			msg("cannot create %s: %s", m->log_path, strerror(errno));
+			return EXIT_FAIL;
+		}
+	}
+	printf("model: %s (%" PRIu64 " sectors, chunk %" PRIu64
+	       " sectors), COW %s and %s over %s, origin %s over %s, %" PRIu64
+	       " writers, %" PRIu64 " readers, %" PRIu64 " s, seed %" PRIu64 "\n",
+	       m->cbw_name, m->nr_sectors, m->chunk, m->cow_names[0],
+	       m->cow_names[1], m->cow_dev, m->origin_name, m->origin_dev,
+	       m->nr_writers, m->nr_readers, m->seconds, m->seed);
+	fflush(stdout);
+
+	clock_gettime(CLOCK_MONOTONIC, &m->t0);
+	m->deadline = m->t0;
+	m->deadline.tv_sec += m->seconds;
+	mdl_log(m, "seed %" PRIu64, m->seed);
+	for (i = 0; i < m->nr_writers + m->nr_readers; i++) {
+		struct mdl_worker *w = &workers[i];
+
+		w->m = m;
+		w->id = i < m->nr_writers ? i : i - m->nr_writers;
+		w->rng = mix64(m->seed + 0x1000 * (i + 1)) | 1;
+		err = pthread_create(&w->thread, NULL, i < m->nr_writers ?
+				     mdl_writer_fn : mdl_reader_fn, w);
+		if (err) {
+			msg("pthread_create: %s", strerror(err));
+			exit(EXIT_FAIL);
+		}
+	}
+
+	err = pthread_create(&heartbeat, NULL, mdl_heartbeat_fn, m);
+	if (err) {
+		msg("pthread_create: %s", strerror(err));
+		exit(EXIT_FAIL);
+	}
+	mdl_orchestrate(m);
+	pthread_join(heartbeat, NULL);
+
+	mdl_resume_writers(m);
+	for (i = 0; i < m->nr_writers + m->nr_readers; i++)
+		pthread_join(workers[i].thread, NULL);
+	mdl_log(m, "the writers and readers stopped");
+
+	/* healthy devices below for the final reads */
+	for (i = 0; i < 2; i++) {
+		char table[256];
+
+		snprintf(table, sizeof(table), "0 %" PRIu64 " linear %s 0\n",
+			 m->nr_sectors, m->cow_dev);
+		mdl_swap_table(m, m->cow_names[i], table, false);
+	}
+	if (!m->no_origin_faults) {
+		char table[256];
+
+		snprintf(table, sizeof(table), "0 %" PRIu64 " linear %s 0\n",
+			 m->nr_sectors, m->origin_dev);
+		mdl_swap_table(m, m->origin_name, table, true);
+	}
+	if (!atomic_load(&m->failures)) {
+		mdl_final_guest(m, final);
+		mdl_final_access(m);
+	}
+	if (!atomic_load(&m->failures) && m->bitmap)
+		mdl_final_bitmap(m, final, pre_gen);
+
+	/* end the snapshot, remove the cbw-access devices */
+	if (m->cur_cow < 2) {
+		atomic_store(&m->stop, false);
+		mdl_reload(m, 2);
+	}
+	for (i = 0; i < MDL_MAX_EPOCHS; i++)
+		if (m->epochs[i])
+			mdl_retire(m, m->epochs[i]);
+
+	printf("model: operations:");
+	for (i = 0; i < MDL_NR_OPS; i++)
+		printf(" %s %u", mdl_op_names[i], m->op_counts[i]);
+	printf("\nmodel: snapshots %u, guest writes %" PRIuFAST64 " ok, %" PRIuFAST64
+	       " failed (%" PRIuFAST64 " ETIMEDOUT), read-backs %" PRIuFAST64
+	       ", snapshot reads %" PRIuFAST64 " ok, %" PRIuFAST64
+	       " failed, longest write under a timeout %" PRIuFAST64 " ms\n",
+	       m->next_epoch, atomic_load(&m->writes_ok),
+	       atomic_load(&m->writes_failed), atomic_load(&m->writes_timed_out),
+	       atomic_load(&m->readbacks), atomic_load(&m->reads_ok),
+	       atomic_load(&m->reads_failed), atomic_load(&m->max_latency_ms));
+	printf("model: the machine stood still %u times\n", atomic_load(&m->stalls));
+	if (atomic_load(&m->failures)) {
+		mdl_print_tail(m);
+		msg("model: FAILED (%u failures, seed %" PRIu64 ")",
+		    atomic_load(&m->failures), m->seed);
+		return EXIT_FAIL;
+	}
+	if (!atomic_load(&m->writes_ok) || !atomic_load(&m->reads_ok)) {
+		msg("model: FAILED: no write or no snapshot read succeeded (seed %"
+		    PRIu64 ")", m->seed);
+		return EXIT_FAIL;
+	}
+	printf("model: ok\n");
+	return EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
 	const char *cmd;
@@ -1636,6 +3622,8 @@ int main(int argc, char **argv)
 		return cmd_check_cow(argc, argv);
 	if (!strcmp(cmd, "probe"))
 		return cmd_probe(argc, argv);
+	if (!strcmp(cmd, "model"))
+		return cmd_model(argc, argv);
 	msg("unknown command '%s'", cmd);
 	print_usage();
 	return EXIT_USAGE;
