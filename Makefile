@@ -9,7 +9,10 @@
 #   make bench        dm-cbw against dm-linear and dm-snapshot in the VM
 #                     (BENCH_SECONDS=1 for a quick run; see tools/bench/run)
 #   make lint         checkpatch --strict, sparse and a W=1 build
-#   make install      install the module for KVER and run depmod
+#   make install      install the module for KVER (depmod), cbwctl and its
+#                     man page (prefix, default /usr/local)
+#   make uninstall    remove what make install installed
+#   make check-fresh  make demo in a fresh clone of HEAD (tools/fresh-clone-check)
 
 # The kernel to build for: the newest one with a build directory.
 KVER ?= $(shell ls -d /lib/modules/*/build 2>/dev/null | sort -V | tail -n 1 | cut -d/ -f4)
@@ -18,7 +21,8 @@ VM_RUN := $(CURDIR)/tools/vm/run
 SELFTESTS := $(CURDIR)/selftests/dm-cbw
 CBWCTL := $(CURDIR)/tools/cbwctl
 
-.PHONY: all modules cbwctl selftests check check-host demo bench lint install clean deps
+.PHONY: all modules cbwctl selftests check check-host demo bench lint install clean deps \
+	uninstall check-fresh
 
 all: modules cbwctl selftests
 
@@ -44,7 +48,7 @@ check-host: all
 	@$(SELFTESTS)/run_all.sh
 
 demo: deps
-	@$(MAKE) --no-print-directory modules
+	@$(MAKE) --no-print-directory modules cbwctl
 	@$(VM_RUN) -- $(CURDIR)/tools/demo/fleecing-demo
 
 bench: deps
@@ -63,3 +67,12 @@ clean:
 	$(MAKE) -C $(KDIR) M=$(CURDIR) clean
 	$(MAKE) -C $(CBWCTL) clean
 	$(MAKE) -C $(SELFTESTS) clean
+
+uninstall:
+	@test -n "$(KVER)" || { echo "No kernel version: set KVER" >&2; exit 1; }
+	rm -f /lib/modules/$(KVER)/updates/dm-cbw.ko*
+	depmod -a $(KVER)
+	$(MAKE) -C $(CBWCTL) uninstall
+
+check-fresh:
+	@$(CURDIR)/tools/fresh-clone-check

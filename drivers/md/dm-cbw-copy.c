@@ -385,9 +385,10 @@ static void cbw_break_snapshot(struct cbw_snapshot *s, int err)
 }
 
 /*
- * The copy of @job failed with @err (or took too long).  Under
- * break_guest_write its owner fails with @err once its other copies have
- * ended; waiters try the copy again.  Under break_snapshot the first
+ * The copy of @job failed with @err (or took too long), and was counted.
+ * Under break_guest_write its owner fails with @err once its other copies
+ * have ended; waiters try the copy again; the first such failure raises a
+ * dm event, as the snapshot stays active.  Under break_snapshot the first
  * failure breaks the snapshot.  Called under s->lock.
  */
 static void cbw_copy_failed(struct cbw_snapshot *s, struct cbw_copy_job *job,
@@ -400,6 +401,8 @@ static void cbw_copy_failed(struct cbw_snapshot *s, struct cbw_copy_job *job,
 		cbw_break_snapshot(s, err);
 		return;
 	}
+	if (s->nr_failed + s->nr_timed_out == 1)
+		queue_work(cbw_wq, &s->event_work);
 	owner = cbw_release_owner(job, err);
 	if (owner) {
 		owner->bi_status =
@@ -425,14 +428,18 @@ static void cbw_fail_bios(struct bio_list *failed)
 	}
 }
 
-/* Tell dmsetup wait and dmeventd that the snapshot broke. */
+/*
+ * Tell dmsetup wait and dmeventd that the snapshot broke, or that a first
+ * copy failed under break_guest_write.
+ */
 void cbw_copy_event(struct work_struct *work)
 {
 	struct cbw_snapshot *s = container_of(work, struct cbw_snapshot,
 					      event_work);
 
-	DMERR("snapshot broken by a failed copy-before-write (error %d)",
-	      s->error);
+	if (READ_ONCE(s->state) == DM_CBW_SNAPSHOT_BROKEN)
+		DMERR("snapshot broken by a failed copy-before-write (error %d)",
+		      s->error);
 	dm_table_event(s->table);
 }
 

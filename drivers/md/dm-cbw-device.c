@@ -113,9 +113,10 @@ static void cbw_device_drain(struct cbw_device *dev, struct cbw_snapshot *s)
  * Make @snap (or no snapshot) the one access devices read.  Called from the
  * preresume of a cbw table, before that table maps any bio: a snapshot that
  * is replaced ends here, and its readers drain before a write that the
- * ended snapshot would have had to copy can reach the origin.
+ * ended snapshot would have had to copy can reach the origin.  Returns
+ * whether the published snapshot changed (one started, ended or replaced).
  */
-void cbw_device_publish(struct cbw_device *dev, struct cbw_snapshot *snap,
+bool cbw_device_publish(struct cbw_device *dev, struct cbw_snapshot *snap,
 			sector_t len, sector_t chunk_sectors,
 			unsigned int logical_block_size)
 {
@@ -133,6 +134,7 @@ void cbw_device_publish(struct cbw_device *dev, struct cbw_snapshot *snap,
 
 	if (old && old != snap)
 		cbw_device_drain(dev, old);
+	return old != snap;
 }
 
 /*

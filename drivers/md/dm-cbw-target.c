@@ -585,7 +585,8 @@ static int cbw_end_io(struct dm_target *ti, struct bio *bio,
 
 /*
  * The snapshot starts (or, for a table without a COW device, the previous
- * one ends) before this table maps its first bio.
+ * one ends) before this table maps its first bio.  Its state changes, so
+ * dmsetup wait and dmeventd get an event.
  */
 static int cbw_preresume(struct dm_target *ti)
 {
@@ -603,8 +604,9 @@ static int cbw_preresume(struct dm_target *ti)
 	if (c->snap)
 		cbw_copy_restart(c->snap);
 	c->started = true;
-	cbw_device_publish(c->dev, c->snap, ti->len, c->chunk_sectors,
-			   cbw_logical_block_size(c));
+	if (cbw_device_publish(c->dev, c->snap, ti->len, c->chunk_sectors,
+			       cbw_logical_block_size(c)))
+		dm_table_event(ti->table);
 	return 0;
 }
 
@@ -649,12 +651,14 @@ static void cbw_status_bitmaps(struct cbw_device *dev, char *result,
 static void cbw_status_info(struct cbw_c *c, char *result, unsigned int maxlen)
 {
 	struct cbw_snapshot *s = c->snap;
+	unsigned long nr_failed, nr_timed_out;
 	unsigned int sz = 0;
 
 	DMEMIT("%llu ", (unsigned long long)c->chunk_sectors);
 	if (!s) {
 		DMEMIT("%s 0 0 0 0 0 -", cbw_state_name(DM_CBW_SNAPSHOT_NONE));
 		cbw_status_bitmaps(c->dev, result, maxlen, &sz);
+		DMEMIT(" 0 0");
 		return;
 	}
 
@@ -666,8 +670,12 @@ static void cbw_status_info(struct cbw_c *c, char *result, unsigned int maxlen)
 		DMEMIT("%d", s->error);
 	else
 		DMEMIT("-");
+	nr_failed = s->nr_failed;
+	nr_timed_out = s->nr_timed_out;
 	spin_unlock_irq(&s->lock);
 	cbw_status_bitmaps(c->dev, result, maxlen, &sz);
+	/* Last, after the variable-length bitmap list, for older parsers. */
+	DMEMIT(" %lu %lu", nr_failed, nr_timed_out);
 }
 
 /* The optional arguments that differ from their defaults, in this order. */

@@ -246,7 +246,7 @@ void cbw_device_detach(struct cbw_device *dev, struct list_head *target);
 struct cbw_device *cbw_device_find(struct mapped_device *md);
 void cbw_device_put(struct cbw_device *dev);
 void cbw_devices_exit(void);
-void cbw_device_publish(struct cbw_device *dev, struct cbw_snapshot *snap,
+bool cbw_device_publish(struct cbw_device *dev, struct cbw_snapshot *snap,
 			sector_t len, sector_t chunk_sectors,
 			unsigned int logical_block_size);
 void cbw_device_unpublish(struct cbw_device *dev, struct cbw_snapshot *snap);

@@ -20,13 +20,14 @@
 #define CBWCTL_H
 
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <linux/dm-cbw.h>
 
-#define CBWCTL_VERSION		"1.0.0"
+#define CBWCTL_VERSION		"1.1.0"
 
 #define ARRAY_SIZE(a)		(sizeof(a) / sizeof((a)[0]))
 #define __printf(a, b)		__attribute__((format(printf, a, b)))
@@ -100,6 +101,9 @@ extern const struct cbw_cmd cbw_restore_cmd;
 /* output.c: messages */
 int cbw_error(const char *fmt, ...) __printf(1, 2);
 void cbw_warn(const char *fmt, ...) __printf(1, 2);
+void cbw_record_error(const char *fmt, va_list ap);
+int cbw_errno_error(int err);
+void cbw_json_error(int status);
 
 /* output.c: sizes */
 #define CBW_SIZE_BUF		32
@@ -366,6 +370,7 @@ enum {
 	CBW_OPT_DISCARD_SOURCE,
 	CBW_OPT_TO,
 	CBW_OPT_ALLOW_PARTIAL,
+	CBW_OPT_MERGE,
 };
 
 #endif /* CBWCTL_H */

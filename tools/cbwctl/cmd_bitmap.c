@@ -42,6 +42,7 @@ int cbw_check_bitmap_name(const char *name)
 /* Messages for errnos any control ioctl on @dev may return. */
 int cbw_device_error(int err, const struct cbw_dev *dev)
 {
+	cbw_errno_error(err);
 	switch (-err) {
 	case ENODEV:
 		return cbw_error("Device '%s' is not a cbw device (load the dm-cbw module and create it with a cbw table)",
@@ -62,6 +63,7 @@ int cbw_device_error(int err, const struct cbw_dev *dev)
 /* Messages for the errnos of a bitmap ioctl naming bitmap @name. */
 int cbw_bitmap_error(int err, const struct cbw_dev *dev, const char *name)
 {
+	cbw_errno_error(err);
 	switch (-err) {
 	case ENOENT:
 		return cbw_error("Dirty bitmap '%s' not found", name);
@@ -341,6 +343,59 @@ static int cbw_bitmap_simple(const struct cbw_cmd *cmd, int argc, char **argv)
 }
 
 /* ------------------------------------------------------------------ */
+/* bitmap thaw                                                         */
+/* ------------------------------------------------------------------ */
+
+static int cbw_thaw_option(const struct cbw_cmd *cmd, int opt,
+			   const char *arg, void *ctx)
+{
+	(void)cmd;
+	(void)opt;
+	(void)arg;
+	*(uint32_t *)ctx |= DM_CBW_BITMAP_THAW_MERGE;
+	return 0;
+}
+
+/*
+ * A bitmap stays frozen when its backup job is lost (job file removed,
+ * cbwctl killed before "backup finish") or a hand-made table froze it.
+ */
+static int cbw_bitmap_thaw(const struct cbw_cmd *cmd, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "merge", no_argument, NULL, CBW_OPT_MERGE },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct dm_cbw_bitmap_info info;
+	struct cbw_dev dev;
+	uint32_t flags = 0;
+	const char *name;
+	int i, r;
+
+	r = cbw_parse_cmd(cmd, argc, argv, longopts, cbw_thaw_option, &flags,
+			  &i);
+	if (r)
+		return r;
+	name = argv[i + 1];
+	r = cbw_check_bitmap_name(name);
+	if (!r)
+		r = cbw_open_device(argv[i], &dev);
+	if (r)
+		return r;
+	r = cbw_ctl_query(&dev, name, &info);
+	if (r)
+		return cbw_bitmap_error(r, &dev, name);
+	if (!(info.status & DM_CBW_BITMAP_FROZEN)) {
+		cbw_errno_error(-EINVAL);
+		return cbw_error("Bitmap '%s' is not frozen", name);
+	}
+	r = cbw_ctl_thaw(&dev, name, flags);
+	if (r)
+		return cbw_bitmap_error(r, &dev, name);
+	return cbw_bitmap_show_changed(&dev, name);
+}
+
+/* ------------------------------------------------------------------ */
 /* bitmap merge                                                        */
 /* ------------------------------------------------------------------ */
 
@@ -575,6 +630,25 @@ const struct cbw_cmd cbw_bitmap_cmds[] = {
 		.summary = "Disable a dirty bitmap: it keeps its bits but records nothing.",
 		.help = "With --json, prints the bitmap as 'bitmap query' does.\n",
 		.run = cbw_bitmap_simple, .req = DM_CBW_IOC_BITMAP_DISABLE,
+	},
+	{
+		.group = "bitmap", .name = "thaw",
+		.params = { "DEV", "NAME" }, .min_args = 2, .max_args = 2,
+		.synopsis = "[--merge]",
+		.summary = "End the freeze of a bitmap left frozen (no backup job of its own).",
+		.help =
+		"Options:\n"
+		"  --merge             keep the frozen bits and add the successor's\n"
+		"                      (as a failed backup does); without it the\n"
+		"                      bitmap becomes its successor, the writes\n"
+		"                      since the freeze (as a successful backup does)\n\n"
+		"For a bitmap that a lost backup job (removed job file, cbwctl\n"
+		"killed before 'backup finish') or a freeze_bitmap table left\n"
+		"frozen.  It does not end the snapshot; do not use it on the\n"
+		"bitmap of a backup that is still running ('backup finish' thaws\n"
+		"that one).  Fails if the bitmap is not frozen.  With --json,\n"
+		"prints the bitmap as 'bitmap query' does.\n",
+		.run = cbw_bitmap_thaw,
 	},
 	{
 		.group = "bitmap", .name = "merge",

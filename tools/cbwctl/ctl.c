@@ -57,6 +57,7 @@ int cbw_ctl_open(void)
 		return cbw_ctl_fd;
 
 	err = errno;
+	cbw_errno_error(-err);
 	if (err == EACCES || err == EPERM)
 		cbw_error("Cannot open %s: %s (cbwctl must run as root)",
 			  CBW_CONTROL_PATH, strerror(err));

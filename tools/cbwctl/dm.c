@@ -206,6 +206,8 @@ int cbw_dm_resolve(const char *spec, struct cbw_dev *dev)
 {
 	int r = cbw_dm_lookup(spec, dev);
 
+	if (r)
+		cbw_errno_error(r);
 	switch (r) {
 	case 0:
 		return 0;

@@ -134,6 +134,9 @@ int cbw_usage_error(const struct cbw_cmd *cmd, const char *fmt, ...)
 
 	fputs("cbwctl: ", stderr);
 	va_start(ap, fmt);
+	cbw_record_error(fmt, ap);
+	va_end(ap);
+	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
@@ -461,6 +464,17 @@ static int cbw_main(int argc, char **argv)
 	return cbw_usage_error(NULL, "unknown command '%s'", argv[0]);
 }
 
+/* --json anywhere on the command line, even where a usage error stopped. */
+static bool cbw_json_wanted(int argc, char **argv)
+{
+	int i;
+
+	for (i = 1; i < argc && strcmp(argv[i], "--"); i++)
+		if (!strcmp(argv[i], "--json"))
+			return true;
+	return false;
+}
+
 int main(int argc, char **argv)
 {
 	int r;
@@ -468,6 +482,8 @@ int main(int argc, char **argv)
 	cbw_dm_init();
 	r = cbw_main(argc, argv);
 	cbw_dm_exit();
+	if (r != CBW_EXIT_OK && cbw_json_wanted(argc, argv))
+		cbw_json_error(r);
 	if (fflush(stdout) || ferror(stdout)) {
 		perror("cbwctl: standard output");
 		r = CBW_EXIT_FAIL;

@@ -32,11 +32,38 @@ static void cbw_vmessage(const char *fmt, va_list ap)
 	fputc('\n', stderr);
 }
 
+/*
+ * The first error of the command and its errno, for the JSON error object:
+ * the first one names the cause, later ones its consequences.
+ */
+static struct {
+	char message[1024];
+	int err;
+} cbw_failure;
+
+void cbw_record_error(const char *fmt, va_list ap)
+{
+	if (!cbw_failure.message[0])
+		vsnprintf(cbw_failure.message, sizeof(cbw_failure.message),
+			  fmt, ap);
+}
+
+/* Notes @err (negative) as the errno of the failure; returns @err. */
+int cbw_errno_error(int err)
+{
+	if (!cbw_failure.err)
+		cbw_failure.err = -err;
+	return err;
+}
+
 /* Prints an operation error and returns the matching exit status. */
 int cbw_error(const char *fmt, ...)
 {
 	va_list ap;
 
+	va_start(ap, fmt);
+	cbw_record_error(fmt, ap);
+	va_end(ap);
 	va_start(ap, fmt);
 	cbw_vmessage(fmt, ap);
 	va_end(ap);
@@ -393,6 +420,24 @@ void cbw_json_bool(const char *key, bool value)
 {
 	cbw_json_value(key);
 	fputs(value ? "true" : "false", stdout);
+}
+
+/*
+ * With --json, a failed command ends its standard output with one line
+ * {"error": MESSAGE, "errno": N}: its first error message (as on standard
+ * error, without "cbwctl: ") and the errno behind it, or 0.
+ */
+void cbw_json_error(int status)
+{
+	if (cbw_json.depth)
+		return;		/* inside a value: leave it unterminated */
+	cbw_json_set_compact(true);
+	cbw_json_object_begin(NULL);
+	cbw_json_string("error", cbw_failure.message[0] ?
+			cbw_failure.message : (status == CBW_EXIT_USAGE ?
+			"Invalid command line" : "Command failed"));
+	cbw_json_i64("errno", cbw_failure.err);
+	cbw_json_object_end();
 }
 
 void cbw_json_null(const char *key)
