@@ -11,6 +11,8 @@
 #                         build -> the headers), usr/src/
 #   chroot/trixie/        the Debian 13 build root for trixie's kernels
 #   debug/HASH/           the debug kernel, built from source
+#   modules/TREE/KVER/    dm-cbw.ko built from the tree TREE (a hash of its
+#                         path) for KVER
 
 # shellcheck disable=SC2034 # used by the scripts that source this
 KERNELS_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
