@@ -111,11 +111,39 @@ static u64 cbw_bitmap_bytes(struct cbw_dirty_bitmap *bm)
 	       sizeof(*bm);
 }
 
+static unsigned int cbw_bitmaps_count(struct cbw_device *dev)
+{
+	struct cbw_dirty_bitmap *bm;
+	unsigned int n = 0;
+
+	lockdep_assert_held(&dev->bitmaps_lock);
+	list_for_each_entry(bm, &dev->bitmaps, node)
+		n++;
+	return n;
+}
+
+static bool cbw_bitmap_exists(struct cbw_device *dev, const char *name)
+{
+	bool exists;
+
+	mutex_lock(&dev->bitmaps_lock);
+	exists = cbw_bitmap_find(dev, name);
+	mutex_unlock(&dev->bitmaps_lock);
+	return exists;
+}
+
+/*
+ * The bits are allocated without bitmaps_lock: preresume takes it, and
+ * must not wait for an allocation that may need reclaim, which may need
+ * I/O to the suspended device.  The name and the count are checked again
+ * under the lock.
+ */
 int cbw_bitmap_add(struct cbw_device *dev, const char *name,
 		   u64 granularity, bool disabled)
 {
 	struct cbw_dirty_bitmap *bm;
 	sector_t len;
+	int r = 0;
 
 	if (!granularity)
 		granularity = DM_CBW_DEFAULT_GRANULARITY;
@@ -123,26 +151,30 @@ int cbw_bitmap_add(struct cbw_device *dev, const char *name,
 	    granularity > DM_CBW_MAX_GRANULARITY ||
 	    !is_power_of_2(granularity))
 		return -EINVAL;
-
-	mutex_lock(&dev->bitmaps_lock);
-	if (cbw_bitmap_find(dev, name)) {
-		mutex_unlock(&dev->bitmaps_lock);
+	if (cbw_bitmap_exists(dev, name))
 		return -EEXIST;
-	}
+
 	spin_lock_irq(&dev->lock);
 	len = dev->len;
 	spin_unlock_irq(&dev->lock);
-
 	bm = cbw_bitmap_alloc(name, granularity, len);
-	if (!bm) {
-		mutex_unlock(&dev->bitmaps_lock);
+	if (!bm)
 		return -ENOMEM;
-	}
 	bm->recording = !disabled;
-	atomic64_add(cbw_bitmap_bytes(bm), &dev->bitmap_bytes);
-	list_add_tail_rcu(&bm->node, &dev->bitmaps);
+
+	mutex_lock(&dev->bitmaps_lock);
+	if (cbw_bitmap_find(dev, name))
+		r = -EEXIST;
+	else if (cbw_bitmaps_count(dev) >= DM_CBW_MAX_BITMAPS)
+		r = -ENOSPC;
+	if (!r) {
+		atomic64_add(cbw_bitmap_bytes(bm), &dev->bitmap_bytes);
+		list_add_tail_rcu(&bm->node, &dev->bitmaps);
+	}
 	mutex_unlock(&dev->bitmaps_lock);
-	return 0;
+	if (r)
+		cbw_bitmap_free(bm);
+	return r;
 }
 
 /* Called under bitmaps_lock; the bitmap must not be busy. */
@@ -169,26 +201,61 @@ void cbw_bitmaps_destroy(struct cbw_device *dev)
 	}
 }
 
+/*
+ * Set the bits of @mask in @word; returns how many were clear.  Atomic, so
+ * that each bit that a concurrent mark, clear or thaw changes is counted
+ * once.
+ */
+static unsigned long cbw_bitmap_set_word(unsigned long *word,
+					 unsigned long mask)
+{
+	unsigned long old;
+
+	/* A plain read first keeps written granules cache-friendly. */
+	if ((READ_ONCE(*word) & mask) == mask)
+		return 0;
+	if (mask == ~0UL)
+		old = xchg(word, ~0UL);
+	else
+		old = set_mask_bits(word, 0, mask);
+	return hweight_long(mask & ~old);
+}
+
+/* Bits @bit..@last, inside one page; returns how many were clear. */
+static unsigned long cbw_bitmap_set_in_page(unsigned long *page,
+					    unsigned long bit,
+					    unsigned long last)
+{
+	unsigned long w = BIT_WORD(bit), last_w = BIT_WORD(last);
+	unsigned long first_mask = BITMAP_FIRST_WORD_MASK(bit);
+	unsigned long last_mask = BITMAP_LAST_WORD_MASK(last + 1);
+	unsigned long set = 0;
+
+	if (w == last_w)
+		return cbw_bitmap_set_word(&page[w], first_mask & last_mask);
+	set += cbw_bitmap_set_word(&page[w], first_mask);
+	for (w++; w < last_w; w++)
+		set += cbw_bitmap_set_word(&page[w], ~0UL);
+	return set + cbw_bitmap_set_word(&page[w], last_mask);
+}
+
+/*
+ * Set bits @bit..@last, a word at a time (never a granule at a time: a
+ * huge discard is marked from interrupt context), and count the bits that
+ * were clear with one atomic add per page.
+ */
 static void cbw_bitmap_set_bits(struct cbw_dirty_bitmap *bm, u64 bit,
 				u64 last)
 {
-	while (bit <= last) {
-		unsigned long *page = cbw_bitmap_page(bm, bit);
-		unsigned long nr = cbw_bitmap_page_bit(bit);
-		unsigned long *word = page + BIT_WORD(nr);
+	u64 page_last;
 
-		if (!(nr % BITS_PER_LONG) && last - bit + 1 >= BITS_PER_LONG) {
-			if (READ_ONCE(*word) != ~0UL)
-				atomic64_add(BITS_PER_LONG -
-					     hweight_long(xchg(word, ~0UL)),
-					     &bm->count);
-			bit += BITS_PER_LONG;
-			continue;
-		}
-		/* A plain test first keeps written granules cache-friendly. */
-		if (!test_bit(nr, page) && !test_and_set_bit(nr, page))
-			atomic64_inc(&bm->count);
-		bit++;
+	while (bit <= last) {
+		page_last = min_t(u64, last, (bit | (CBW_BITS_PER_PAGE - 1)));
+		atomic64_add(cbw_bitmap_set_in_page(cbw_bitmap_page(bm, bit),
+						    cbw_bitmap_page_bit(bit),
+						    cbw_bitmap_page_bit(page_last)),
+			     &bm->count);
+		bit = page_last + 1;
 	}
 }
 
@@ -290,10 +357,15 @@ void cbw_bitmap_merge(struct cbw_dirty_bitmap *dst,
 	}
 }
 
-/* Dirty bytes: whole granules, the last one only inside the device. */
+/*
+ * Dirty bytes: whole granules, the last one only inside the device.  A
+ * mark adds the bits it set once per page, after setting them: a clear
+ * that takes those bits first may leave the count below zero meanwhile.
+ */
 u64 cbw_bitmap_dirty_bytes(struct cbw_dirty_bitmap *bm)
 {
-	u64 count = atomic64_read(&bm->count) << (bm->shift + SECTOR_SHIFT);
+	s64 bits = max_t(s64, atomic64_read(&bm->count), 0);
+	u64 count = (u64)bits << (bm->shift + SECTOR_SHIFT);
 	u64 tail = bm->len & ((1ULL << bm->shift) - 1);
 
 	if (tail && count &&

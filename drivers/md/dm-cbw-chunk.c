@@ -54,20 +54,6 @@ void cbw_buf_free_pages(struct cbw_copy_buf *buf)
 	kfree(buf);
 }
 
-static void *cbw_buf_alloc(gfp_t gfp, void *data)
-{
-	struct cbw_copy_buf *buf = cbw_buf_alloc_pages(CBW_COPY_BUF_PAGES, gfp);
-
-	if (buf)
-		buf->reserve = true;
-	return buf;
-}
-
-static void cbw_buf_free(void *element, void *data)
-{
-	cbw_buf_free_pages(element);
-}
-
 /*
  * Copy jobs, and what their I/O needs: one buffer and one bio in reserve,
  * so that a copy can always start once another one has ended.
@@ -77,9 +63,10 @@ static int cbw_snapshot_alloc_jobs(struct cbw_snapshot *s)
 	unsigned int i;
 	int r;
 
-	s->buf_pool = mempool_create(1, cbw_buf_alloc, cbw_buf_free, NULL);
-	if (!s->buf_pool)
+	s->reserve = cbw_buf_alloc_pages(CBW_COPY_BUF_PAGES, GFP_KERNEL);
+	if (!s->reserve)
 		return -ENOMEM;
+	s->reserve->reserve = true;
 	r = bioset_init(&s->bios, 1, 0, BIOSET_NEED_BVECS);
 	if (r)
 		return r;
@@ -123,6 +110,7 @@ struct cbw_snapshot *cbw_snapshot_create(struct block_device *origin,
 	INIT_LIST_HEAD(&s->jobs);
 	INIT_LIST_HEAD(&s->free_jobs);
 	INIT_LIST_HEAD(&s->free_bufs);
+	INIT_LIST_HEAD(&s->parked_jobs);
 	INIT_LIST_HEAD(&s->frozen_reads);
 	atomic_set(&s->nr_frozen_reads, 0);
 	atomic_set(&s->nr_readers, 0);
@@ -132,6 +120,7 @@ struct cbw_snapshot *cbw_snapshot_create(struct block_device *origin,
 	INIT_WORK(&s->worker, cbw_copy_worker);
 	INIT_WORK(&s->event_work, cbw_copy_event);
 	init_waitqueue_head(&s->jobs_wq);
+	cbw_copy_init_snapshot(s);
 
 	s->to_copy = cbw_bitmap_alloc(s->nr_chunks, true);
 	s->done = cbw_bitmap_alloc(s->nr_chunks, false);
@@ -156,7 +145,7 @@ void cbw_snapshot_destroy(struct cbw_snapshot *s)
 	struct cbw_copy_buf *buf, *tmp;
 
 	/* Also copies that timed out: none may write to the COW device later. */
-	cbw_copy_wait_jobs(s);
+	cbw_copy_stop(s);
 
 	list_for_each_entry_safe(buf, tmp, &s->free_bufs, node)
 		cbw_buf_free_pages(buf);
@@ -164,7 +153,8 @@ void cbw_snapshot_destroy(struct cbw_snapshot *s)
 	WARN_ON(!list_empty(&s->frozen_reads));
 	if (bioset_initialized(&s->bios))
 		bioset_exit(&s->bios);
-	mempool_destroy(s->buf_pool);
+	if (s->reserve)
+		cbw_buf_free_pages(s->reserve);
 	kfree(s->job_pool);
 	kvfree(s->access);
 	kvfree(s->done);
@@ -212,16 +202,18 @@ void cbw_chunks_drop(struct cbw_snapshot *s, unsigned long first,
 
 /*
  * Before the snapshot starts: only the chunks dirty in @bm (rounded out to
- * whole chunks) are copied and readable.  Called under dev->bitmaps_lock.
+ * whole chunks) are copied and readable.  Called under dev->bitmaps_lock,
+ * from the preresume that publishes @s afterwards: until then no bio and no
+ * reader can see @s, so s->lock is not needed, and the whole-map work does
+ * not run with interrupts off.  (A concurrent "dmsetup status" may show
+ * the counts from before or after.)
  */
 void cbw_snapshot_restrict(struct cbw_snapshot *s, struct cbw_dirty_bitmap *bm)
 {
-	spin_lock_irq(&s->lock);
 	cbw_bitmap_to_chunks(bm, s, s->to_copy);
 	bitmap_copy(s->access, s->to_copy, s->nr_chunks);
 	s->nr_to_copy = bitmap_weight(s->to_copy, s->nr_chunks);
 	s->nr_accessible = s->nr_to_copy;
-	spin_unlock_irq(&s->lock);
 }
 
 const char *cbw_state_name(enum dm_cbw_snapshot_state state)

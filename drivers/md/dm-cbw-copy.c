@@ -15,12 +15,22 @@
  * ENOSPC from a thin pool, ...).  A job reads a piece of at most 1 MiB
  * from the origin into a buffer, writes it to the COW device, and goes on
  * with the next piece.  Its buffer, sized to the job, is one the snapshot
- * kept from an earlier job, or a new one; when memory is short it comes
- * from a mempool that holds one, so at least one copy makes progress.
+ * kept from an earlier job, or a new one; when memory is short it is the
+ * snapshot's reserve buffer, so at least one copy makes progress.  Starting
+ * a copy never sleeps: a job that finds neither a buffer nor a bio is
+ * parked until another job gives its own back, so one device's stuck COW
+ * never holds up the copies of another.  One guest bio runs up to
+ * CBW_MAX_BIO_COPIES jobs at once, so a large write or discard copies in
+ * parallel.
  *
  * When a copy fails or times out, the on_cbw_error policy decides: either
  * the guest write that needed it fails (the snapshot stays valid), or the
- * snapshot breaks and every guest write goes on without copying.
+ * snapshot breaks and every guest write goes on without copying.  With
+ * cbw_timeout_ms, no guest write waits longer than that for copies: its own,
+ * another write's, or a free job.
+ *
+ * A suspended target issues no I/O: postsuspend waits for every job, also
+ * those that timed out, and they start no further piece once it began.
  */
 #include <linux/bitmap.h>
 #include <linux/slab.h>
@@ -29,28 +39,15 @@
 
 /* Routing, steps of the copy I/O, timeouts and events. */
 static struct workqueue_struct *cbw_wq;
-/*
- * Starting copies, which may wait for a buffer.  Buffers come back through
- * cbw_wq, so waiting here never holds up their return.
- */
-static struct workqueue_struct *cbw_start_wq;
 
 int cbw_copy_init(void)
 {
 	cbw_wq = alloc_workqueue("kcbwd", WQ_MEM_RECLAIM, 0);
-	if (!cbw_wq)
-		return -ENOMEM;
-	cbw_start_wq = alloc_workqueue("kcbwd-start", WQ_MEM_RECLAIM, 0);
-	if (!cbw_start_wq) {
-		destroy_workqueue(cbw_wq);
-		return -ENOMEM;
-	}
-	return 0;
+	return cbw_wq ? 0 : -ENOMEM;
 }
 
 void cbw_copy_exit(void)
 {
-	destroy_workqueue(cbw_start_wq);
 	destroy_workqueue(cbw_wq);
 }
 
@@ -93,6 +90,38 @@ static struct cbw_copy_job *cbw_job_overlapping(struct cbw_snapshot *s,
 	return NULL;
 }
 
+/*
+ *--------------------------------------------------------------
+ * Waiting writes and their deadline
+ *--------------------------------------------------------------
+ */
+static unsigned long cbw_timeout_period(struct cbw_snapshot *s)
+{
+	return max(s->timeout / 4, 1UL);
+}
+
+/* A write starts waiting for a copy.  Called under s->lock. */
+static void cbw_bio_wait(struct cbw_snapshot *s, struct bio *bio)
+{
+	struct cbw_bio *cb = cbw_bio_data(bio);
+
+	if (!cb->waited) {
+		cb->waited = true;
+		cb->wait_start = jiffies;
+	}
+	if (s->timeout)
+		queue_delayed_work(cbw_wq, &s->timeout_work,
+				   cbw_timeout_period(s));
+}
+
+static bool cbw_bio_expired(struct cbw_snapshot *s, struct bio *bio,
+			    unsigned long now)
+{
+	struct cbw_bio *cb = cbw_bio_data(bio);
+
+	return cb->waited && time_after_eq(now, cb->wait_start + s->timeout);
+}
+
 /* Claim chunks from @chunk on (at most up to @last) for a new copy job. */
 static struct cbw_copy_job *cbw_job_claim(struct cbw_snapshot *s,
 					  unsigned long chunk,
@@ -113,6 +142,7 @@ static struct cbw_copy_job *cbw_job_claim(struct cbw_snapshot *s,
 
 	job->first = chunk;
 	job->nr = end - chunk;
+	job->start = jiffies;
 	job->owner = owner;
 	job->timed_out = false;
 	bio_list_init(&job->waiters);
@@ -123,15 +153,40 @@ static struct cbw_copy_job *cbw_job_claim(struct cbw_snapshot *s,
 	return job;
 }
 
+/*
+ * Claim jobs for the runs of chunks of @owner that are still to be copied,
+ * up to CBW_MAX_BIO_COPIES of them, into @jobs.  Called under s->lock.
+ */
+static unsigned int cbw_claim_jobs(struct cbw_snapshot *s, struct bio *owner,
+				   unsigned long first, unsigned long last,
+				   struct cbw_copy_job **jobs)
+{
+	unsigned long chunk = first;
+	unsigned int nr = 0;
+
+	while (nr < CBW_MAX_BIO_COPIES) {
+		chunk = find_next_bit(s->to_copy, last + 1, chunk);
+		if (chunk > last)
+			break;
+		jobs[nr] = cbw_job_claim(s, chunk, last, owner);
+		if (!jobs[nr])
+			break;
+		chunk = jobs[nr]->first + jobs[nr]->nr;
+		nr++;
+	}
+	cbw_bio_data(owner)->nr_copies = nr;
+	return nr;
+}
+
 enum cbw_route {
 	CBW_ROUTE_PROCEED,	/* the bio may go to the origin now */
 	CBW_ROUTE_WAIT,		/* the bio waits on a list */
-	CBW_ROUTE_COPY,		/* the bio started a copy job and waits */
+	CBW_ROUTE_COPY,		/* the bio started copy jobs and waits */
 };
 
 /*
  * Decide what a write to the origin must wait for.  In order: copy the
- * first run of its chunks that is still to be copied; wait for copies in
+ * runs of its chunks that are still to be copied; wait for copies in
  * flight over its chunks (also for one that timed out: its late read of
  * the origin must not see this write); wait for snapshot reads of its
  * chunks that are reading the origin.  Once the snapshot is broken only
@@ -139,18 +194,19 @@ enum cbw_route {
  * s->lock.
  */
 static enum cbw_route cbw_route_write(struct cbw_snapshot *s, struct bio *bio,
-				      struct cbw_copy_job **new_job)
+				      struct cbw_copy_job **jobs,
+				      unsigned int *nr_jobs)
 {
-	unsigned long first, last, chunk;
+	unsigned long first, last;
 	struct cbw_copy_job *job;
 
 	cbw_bio_chunks(s, bio, &first, &last);
 
 	if (s->state == DM_CBW_SNAPSHOT_ACTIVE) {
-		chunk = find_next_bit(s->to_copy, last + 1, first);
-		if (chunk <= last) {
-			*new_job = cbw_job_claim(s, chunk, last, bio);
-			if (*new_job)
+		if (find_next_bit(s->to_copy, last + 1, first) <= last) {
+			cbw_bio_wait(s, bio);
+			*nr_jobs = cbw_claim_jobs(s, bio, first, last, jobs);
+			if (*nr_jobs)
 				return CBW_ROUTE_COPY;
 			bio_list_add(&s->throttled, bio);
 			return CBW_ROUTE_WAIT;
@@ -158,6 +214,7 @@ static enum cbw_route cbw_route_write(struct cbw_snapshot *s, struct bio *bio,
 
 		job = cbw_job_overlapping(s, first, last);
 		if (job) {
+			cbw_bio_wait(s, bio);
 			bio_list_add(&job->waiters, bio);
 			return CBW_ROUTE_WAIT;
 		}
@@ -185,7 +242,7 @@ static bool cbw_write_needs_nothing(struct cbw_snapshot *s, struct bio *bio)
 		return false;
 	if (!cbw_chunks_copied(s, first, last))
 		return false;
-	/* Pairs with smp_mb() in cbw_copy_done(). */
+	/* Pairs with smp_mb() in cbw_job_finish(). */
 	smp_rmb();
 	return !atomic_read(&s->nr_frozen_reads);
 }
@@ -194,15 +251,17 @@ static void cbw_job_arm(struct cbw_snapshot *s, struct cbw_copy_job *job);
 
 static enum cbw_route cbw_route(struct cbw_snapshot *s, struct bio *bio)
 {
-	struct cbw_copy_job *job = NULL;
+	struct cbw_copy_job *jobs[CBW_MAX_BIO_COPIES];
+	unsigned int i, nr_jobs = 0;
 	enum cbw_route route;
 
 	spin_lock_irq(&s->lock);
-	route = cbw_route_write(s, bio, &job);
+	route = cbw_route_write(s, bio, jobs, &nr_jobs);
 	spin_unlock_irq(&s->lock);
 
-	if (route == CBW_ROUTE_COPY)
-		cbw_job_arm(s, job);
+	/* @bio completes only once all of them have ended. */
+	for (i = 0; i < nr_jobs; i++)
+		cbw_job_arm(s, jobs[i]);
 	return route;
 }
 
@@ -261,53 +320,106 @@ void cbw_copy_release_frozen(struct cbw_snapshot *s,
 
 /*
  *--------------------------------------------------------------
- * Failures
+ * Owners, failures and timeouts
  *--------------------------------------------------------------
  */
-/* Route the writes waiting for @job again.  Called under s->lock. */
+/*
+ * @job no longer holds its owner back; @err is what its copy got under
+ * break_guest_write (0 otherwise).  Returns the owner when it waits for no
+ * other job any more, with the first error of its copies in copy_error.
+ * Called under s->lock.
+ */
+static struct bio *cbw_release_owner(struct cbw_copy_job *job, int err)
+{
+	struct bio *bio = job->owner;
+	struct cbw_bio *cb;
+
+	if (!bio)
+		return NULL;
+	job->owner = NULL;
+	cb = cbw_bio_data(bio);
+	if (err && !cb->copy_error)
+		cb->copy_error = err;
+	return --cb->nr_copies ? NULL : bio;
+}
+
+/* Route the owner (once free) and the waiters of @job again.  Under s->lock. */
 static void cbw_requeue_job(struct cbw_snapshot *s, struct cbw_copy_job *job)
 {
-	if (job->owner) {
-		bio_list_add(&s->deferred, job->owner);
-		job->owner = NULL;
+	struct bio *owner = cbw_release_owner(job, 0);
+
+	if (owner) {
+		bio_list_add(&s->deferred, owner);
 		queue_work(cbw_wq, &s->worker);
 	}
 	cbw_requeue(s, &job->waiters);
 }
 
-/*
- * The copy of @job failed with @err (or took too long).  Under
- * break_guest_write its owner is returned in @failed, to fail with @err.
- * Under break_snapshot the first failure breaks the snapshot: every write
- * waiting for any copy is routed again and goes on without copying.
- * Called under s->lock.
- */
-static void cbw_copy_failed(struct cbw_snapshot *s, struct cbw_copy_job *job,
-			    int err, struct bio **failed)
+/* @bio fails: it waits for none of its copies any more.  Under s->lock. */
+static void cbw_fail_owner(struct cbw_snapshot *s, struct bio *bio, int err,
+			   struct bio_list *failed)
 {
-	struct cbw_copy_job *other;
+	struct cbw_copy_job *job;
 
-	if (s->policy == CBW_BREAK_GUEST_WRITE) {
-		*failed = job->owner;
-		job->owner = NULL;
-		return;
-	}
+	list_for_each_entry(job, &s->jobs, node)
+		if (job->owner == bio)
+			job->owner = NULL;
+	cbw_bio_data(bio)->nr_copies = 0;
+	bio->bi_status = errno_to_blk_status(err);
+	bio_list_add(failed, bio);
+}
 
-	cbw_requeue_job(s, job);
+/* Break the snapshot: every waiting write goes on.  Under s->lock. */
+static void cbw_break_snapshot(struct cbw_snapshot *s, int err)
+{
+	struct cbw_copy_job *job;
+
 	if (s->state != DM_CBW_SNAPSHOT_ACTIVE)
 		return;
 	s->state = DM_CBW_SNAPSHOT_BROKEN;
 	s->error = err;
-	list_for_each_entry(other, &s->jobs, node)
-		cbw_requeue_job(s, other);
+	list_for_each_entry(job, &s->jobs, node)
+		cbw_requeue_job(s, job);
 	cbw_requeue(s, &s->throttled);
 	queue_work(cbw_wq, &s->event_work);
+}
+
+/*
+ * The copy of @job failed with @err (or took too long).  Under
+ * break_guest_write its owner fails with @err once its other copies have
+ * ended; waiters try the copy again.  Under break_snapshot the first
+ * failure breaks the snapshot.  Called under s->lock.
+ */
+static void cbw_copy_failed(struct cbw_snapshot *s, struct cbw_copy_job *job,
+			    int err, struct bio_list *failed)
+{
+	struct bio *owner;
+
+	if (s->policy == CBW_BREAK_SNAPSHOT) {
+		cbw_requeue_job(s, job);
+		cbw_break_snapshot(s, err);
+		return;
+	}
+	owner = cbw_release_owner(job, err);
+	if (owner) {
+		owner->bi_status =
+			errno_to_blk_status(cbw_bio_data(owner)->copy_error);
+		bio_list_add(failed, owner);
+	}
 }
 
 static void cbw_fail_bio(struct bio *bio, int err)
 {
 	bio->bi_status = errno_to_blk_status(err);
 	bio_endio(bio);
+}
+
+static void cbw_fail_bios(struct bio_list *failed)
+{
+	struct bio *bio;
+
+	while ((bio = bio_list_pop(failed)))
+		bio_endio(bio);
 }
 
 /* Tell dmsetup wait and dmeventd that the snapshot broke. */
@@ -321,28 +433,77 @@ void cbw_copy_event(struct work_struct *work)
 	dm_table_event(s->table);
 }
 
-/*
- * The copy did not finish within cbw_timeout_ms: it fails with ETIMEDOUT
- * under the policy, but its I/O goes on.  The job stays in s->jobs, its
- * chunks claimed, until that I/O has completed (cbw_job_finish()).
- */
-static void cbw_job_timeout(struct work_struct *work)
+/* Move the writes of @bios that waited too long to @failed. */
+static void cbw_expire_list(struct cbw_snapshot *s, struct bio_list *bios,
+			    unsigned long now, struct bio_list *failed)
 {
-	struct cbw_copy_job *job = container_of(to_delayed_work(work),
-						struct cbw_copy_job,
-						timeout_work);
-	struct cbw_snapshot *s = job->snap;
-	struct bio *failed = NULL;
+	struct bio_list keep;
+	struct bio *bio;
 
+	bio_list_init(&keep);
+	while ((bio = bio_list_pop(bios))) {
+		if (cbw_bio_expired(s, bio, now)) {
+			bio->bi_status = BLK_STS_TIMEOUT;
+			bio_list_add(failed, bio);
+		} else {
+			bio_list_add(&keep, bio);
+		}
+	}
+	*bios = keep;
+}
+
+/* Under break_guest_write, writes that waited too long fail. */
+static void cbw_expire_writes(struct cbw_snapshot *s, unsigned long now,
+			      struct bio_list *failed)
+{
+	struct cbw_copy_job *job;
+
+	list_for_each_entry(job, &s->jobs, node) {
+		cbw_expire_list(s, &job->waiters, now, failed);
+		if (job->owner && cbw_bio_expired(s, job->owner, now))
+			cbw_fail_owner(s, job->owner, -ETIMEDOUT, failed);
+	}
+	cbw_expire_list(s, &s->throttled, now, failed);
+}
+
+/*
+ * Runs every quarter of cbw_timeout_ms while copies are in flight or
+ * writes wait.  A copy that takes longer than that times out (it fails
+ * under the policy, but its I/O goes on: the job stays in s->jobs, its
+ * chunks claimed, until that I/O has completed), and so does every write
+ * that waited that long.
+ */
+static void cbw_copy_timeout(struct work_struct *work)
+{
+	struct cbw_snapshot *s = container_of(to_delayed_work(work),
+					      struct cbw_snapshot,
+					      timeout_work);
+	unsigned long now = jiffies;
+	struct cbw_copy_job *job;
+	struct bio_list failed;
+	bool again;
+
+	bio_list_init(&failed);
 	spin_lock_irq(&s->lock);
-	job->timed_out = true;
-	s->nr_timed_out++;
-	cbw_copy_failed(s, job, -ETIMEDOUT, &failed);
+	list_for_each_entry(job, &s->jobs, node) {
+		if (job->timed_out ||
+		    time_before(now, job->start + s->timeout))
+			continue;
+		job->timed_out = true;
+		s->nr_timed_out++;
+		DMERR_LIMIT("copy of chunk %lu timed out", job->first);
+		cbw_copy_failed(s, job, -ETIMEDOUT, &failed);
+	}
+	if (s->state == DM_CBW_SNAPSHOT_ACTIVE &&
+	    s->policy == CBW_BREAK_GUEST_WRITE)
+		cbw_expire_writes(s, now, &failed);
+	again = s->nr_jobs || !bio_list_empty(&s->throttled);
+	if (again)
+		queue_delayed_work(cbw_wq, &s->timeout_work,
+				   cbw_timeout_period(s));
 	spin_unlock_irq(&s->lock);
 
-	DMERR_LIMIT("copy of chunk %lu timed out", job->first);
-	if (failed)
-		cbw_fail_bio(failed, -ETIMEDOUT);
+	cbw_fail_bios(&failed);
 }
 
 /*
@@ -389,48 +550,53 @@ static void cbw_job_next_piece(struct cbw_copy_job *job)
 	cbw_job_submit(job);
 }
 
-/* A kept buffer of at least @nr_pages, or NULL. */
+/* A kept buffer of at least @nr_pages, or NULL.  Called under s->lock. */
+static struct cbw_copy_buf *__cbw_buf_get_kept(struct cbw_snapshot *s,
+					       unsigned int nr_pages)
+{
+	struct cbw_copy_buf *buf;
+
+	list_for_each_entry(buf, &s->free_bufs, node) {
+		if (buf->nr_pages >= nr_pages) {
+			list_del(&buf->node);
+			s->nr_free_buf_pages -= buf->nr_pages;
+			return buf;
+		}
+	}
+	return NULL;
+}
+
 static struct cbw_copy_buf *cbw_buf_get_kept(struct cbw_snapshot *s,
 					     unsigned int nr_pages)
 {
-	struct cbw_copy_buf *buf, *found = NULL;
+	struct cbw_copy_buf *buf;
 	unsigned long flags;
 
 	spin_lock_irqsave(&s->lock, flags);
-	list_for_each_entry(buf, &s->free_bufs, node) {
-		if (buf->nr_pages >= nr_pages) {
-			found = buf;
-			list_del(&buf->node);
-			s->nr_free_buf_pages -= buf->nr_pages;
-			break;
-		}
-	}
+	buf = __cbw_buf_get_kept(s, nr_pages);
 	spin_unlock_irqrestore(&s->lock, flags);
-	return found;
+	return buf;
 }
 
-/* A kept buffer, a new one, or the reserve (which may wait). */
-static struct cbw_copy_buf *cbw_buf_get(struct cbw_snapshot *s,
-					unsigned int nr_pages)
+/* The reserve buffer, if no job holds it.  Called under s->lock. */
+static struct cbw_copy_buf *cbw_buf_get_reserve(struct cbw_snapshot *s)
 {
-	struct cbw_copy_buf *buf = cbw_buf_get_kept(s, nr_pages);
+	struct cbw_copy_buf *buf = s->reserve;
 
-	if (!buf)
-		buf = cbw_buf_alloc_pages(nr_pages, GFP_NOIO | __GFP_NORETRY |
-						    __GFP_NOWARN);
-	return buf ?: mempool_alloc(s->buf_pool, GFP_NOIO);
+	s->reserve = NULL;
+	return buf;
 }
 
 static void cbw_buf_put(struct cbw_snapshot *s, struct cbw_copy_buf *buf)
 {
 	unsigned long flags;
 
-	if (buf->reserve) {
-		mempool_free(buf, s->buf_pool);
-		return;
-	}
 	spin_lock_irqsave(&s->lock, flags);
-	if (s->nr_free_buf_pages + buf->nr_pages <= CBW_MAX_CACHED_BUF_PAGES) {
+	if (buf->reserve) {
+		s->reserve = buf;
+		buf = NULL;
+	} else if (s->nr_free_buf_pages + buf->nr_pages <=
+		   CBW_MAX_CACHED_BUF_PAGES) {
 		list_add(&buf->node, &s->free_bufs);
 		s->nr_free_buf_pages += buf->nr_pages;
 		buf = NULL;
@@ -454,39 +620,122 @@ static unsigned int cbw_job_prepare(struct cbw_copy_job *job)
 	return DIV_ROUND_UP(largest_piece << SECTOR_SHIFT, PAGE_SIZE);
 }
 
+/* A bio for the pieces of @job, without waiting. */
+static bool cbw_job_get_bio(struct cbw_copy_job *job)
+{
+	job->bio = bio_alloc_bioset(NULL, job->buf->nr_pages, REQ_OP_READ,
+				    GFP_NOWAIT | __GFP_NOWARN,
+				    &job->snap->bios);
+	if (job->bio)
+		return true;
+	cbw_buf_put(job->snap, job->buf);
+	job->buf = NULL;
+	return false;
+}
+
+/*
+ * A buffer and a bio for @job without waiting: a kept buffer, a new one,
+ * or the reserve.  Failing that, the job is parked and started again when
+ * another job gives a buffer and a bio back; the count of returns tells
+ * whether one came back while we looked.
+ */
+static bool cbw_job_get_resources(struct cbw_copy_job *job,
+				  unsigned int nr_pages)
+{
+	struct cbw_snapshot *s = job->snap;
+	unsigned long returns;
+	bool parked = false;
+
+	spin_lock_irq(&s->lock);
+	returns = s->nr_returns;
+	job->buf = __cbw_buf_get_kept(s, nr_pages);
+	spin_unlock_irq(&s->lock);
+	if (!job->buf)
+		job->buf = cbw_buf_alloc_pages(nr_pages, GFP_NOIO |
+					       __GFP_NORETRY | __GFP_NOWARN);
+	if (!job->buf) {
+		spin_lock_irq(&s->lock);
+		job->buf = cbw_buf_get_reserve(s);
+		spin_unlock_irq(&s->lock);
+	}
+	if (job->buf && cbw_job_get_bio(job))
+		return true;
+
+	spin_lock_irq(&s->lock);
+	if (returns == s->nr_returns) {
+		list_add_tail(&job->park_node, &s->parked_jobs);
+		parked = true;
+	}
+	spin_unlock_irq(&s->lock);
+	if (!parked)
+		queue_work(cbw_wq, &job->start_work);
+	return false;
+}
+
+static void cbw_job_finish(struct cbw_copy_job *job);
+
+/* Stop a job that timed out once the target is suspended. */
+static bool cbw_job_stopped(struct cbw_copy_job *job)
+{
+	return READ_ONCE(job->snap->stopping);
+}
+
 static void cbw_job_start(struct work_struct *work)
 {
 	struct cbw_copy_job *job = container_of(work, struct cbw_copy_job,
 						start_work);
-	struct cbw_snapshot *s = job->snap;
+	unsigned int nr_pages = cbw_job_prepare(job);
 
-	job->buf = cbw_buf_get(s, cbw_job_prepare(job));
-	job->bio = bio_alloc_bioset(NULL, job->buf->nr_pages, REQ_OP_READ,
-				    GFP_NOIO, &s->bios);
-	cbw_job_next_piece(job);
+	if (cbw_job_stopped(job)) {
+		job->status = BLK_STS_AGAIN;
+		cbw_job_finish(job);
+		return;
+	}
+	if (cbw_job_get_resources(job, nr_pages))
+		cbw_job_next_piece(job);
 }
 
 /*
  * Start the copy at once, from the caller's context, if that needs neither
  * an allocation that could wait nor a new buffer: the common case once a
- * few copies have run.  Saves a trip through the start workqueue.
+ * few copies have run.  Saves a trip through the workqueue.
  */
 static bool cbw_job_start_nowait(struct cbw_copy_job *job)
 {
-	struct cbw_snapshot *s = job->snap;
-
-	job->buf = cbw_buf_get_kept(s, cbw_job_prepare(job));
-	if (!job->buf)
+	job->buf = cbw_buf_get_kept(job->snap, cbw_job_prepare(job));
+	if (!job->buf || !cbw_job_get_bio(job))
 		return false;
-	job->bio = bio_alloc_bioset(NULL, job->buf->nr_pages, REQ_OP_READ,
-				    GFP_NOWAIT | __GFP_NOWARN, &s->bios);
-	if (!job->bio) {
-		cbw_buf_put(s, job->buf);
-		job->buf = NULL;
-		return false;
-	}
 	cbw_job_next_piece(job);
 	return true;
+}
+
+/*
+ * Chunks of a copy that did not complete are to be copied again, unless a
+ * snapshot discard dropped them meanwhile.  Called under s->lock.
+ */
+static void cbw_job_unclaim(struct cbw_snapshot *s, struct cbw_copy_job *job)
+{
+	unsigned long chunk = job->first;
+	unsigned long end = job->first + job->nr;
+
+	for_each_set_bit_from(chunk, s->access, end) {
+		__set_bit(chunk, s->to_copy);
+		s->nr_to_copy++;
+	}
+}
+
+/* A buffer and a bio came back: start a parked job.  Under s->lock. */
+static void cbw_job_unpark(struct cbw_snapshot *s)
+{
+	struct cbw_copy_job *job;
+
+	s->nr_returns++;
+	job = list_first_entry_or_null(&s->parked_jobs, struct cbw_copy_job,
+				       park_node);
+	if (!job)
+		return;
+	list_del(&job->park_node);
+	queue_work(cbw_wq, &job->start_work);
 }
 
 /*
@@ -498,33 +747,34 @@ static void cbw_job_finish(struct cbw_copy_job *job)
 {
 	struct cbw_snapshot *s = job->snap;
 	int err = blk_status_to_errno(job->status);
-	struct bio *failed = NULL, *owner = NULL;
+	bool copied = job->status == BLK_STS_OK && job->pos >= job->end;
+	struct bio *owner = NULL;
+	struct bio_list failed;
 
-	/* Afterwards the timeout has run to its end or will never run. */
-	cancel_delayed_work_sync(&job->timeout_work);
-	bio_put(job->bio);
+	bio_list_init(&failed);
+	if (job->bio)
+		bio_put(job->bio);
 	job->bio = NULL;
-	cbw_buf_put(s, job->buf);
+	if (job->buf)
+		cbw_buf_put(s, job->buf);
 	job->buf = NULL;
 
-	if (err && !job->timed_out)
+	if (err && job->status != BLK_STS_AGAIN && !job->timed_out)
 		DMERR_LIMIT("copy of chunk %lu failed: %s error %d", job->first,
 			    job->writing ? "COW write" : "origin read", err);
 
 	spin_lock_irq(&s->lock);
 	s->nr_copying -= job->nr;
-	if (!err && job->pos >= job->end) {
+	if (copied) {
 		/* Pairs with smp_rmb() in cbw_write_needs_nothing(). */
 		smp_mb();
 		bitmap_set(s->done, job->first, job->nr);
 		s->nr_copied += job->nr;
 		/* Routed from here rather than through the worker. */
-		owner = job->owner;
-		job->owner = NULL;
+		owner = cbw_release_owner(job, 0);
 	} else {
-		bitmap_set(s->to_copy, job->first, job->nr);
-		s->nr_to_copy += job->nr;
-		if (err && !job->timed_out) {
+		cbw_job_unclaim(s, job);
+		if (err && job->status != BLK_STS_AGAIN && !job->timed_out) {
 			s->nr_failed++;
 			cbw_copy_failed(s, job, err, &failed);
 		}
@@ -532,20 +782,25 @@ static void cbw_job_finish(struct cbw_copy_job *job)
 	cbw_requeue_job(s, job);
 	list_move(&job->node, &s->free_jobs);
 	cbw_requeue(s, &s->throttled);
+	cbw_job_unpark(s);
 	if (!--s->nr_jobs)
 		wake_up(&s->jobs_wq);
 	spin_unlock_irq(&s->lock);
 
-	if (failed)
-		cbw_fail_bio(failed, err);
+	cbw_fail_bios(&failed);
 	/* The owner is a guest bio in flight: the snapshot outlives it. */
+	if (owner && cbw_bio_data(owner)->copy_error) {
+		cbw_fail_bio(owner, cbw_bio_data(owner)->copy_error);
+		return;
+	}
 	if (owner && cbw_route(s, owner) == CBW_ROUTE_PROCEED)
 		dm_submit_bio_remap(owner, NULL);
 }
 
 /*
  * One read or write of a piece completed.  A broken snapshot needs no
- * copies any more: the job then ends after the I/O it has in flight.
+ * copies any more, and a suspended target starts no I/O: the job then ends
+ * after the I/O it had in flight.
  */
 static void cbw_job_io_done(struct work_struct *work)
 {
@@ -563,7 +818,7 @@ static void cbw_job_io_done(struct work_struct *work)
 		return;
 	}
 	job->pos += job->piece;
-	if (job->pos < job->end)
+	if (job->pos < job->end && !cbw_job_stopped(job))
 		cbw_job_next_piece(job);
 	else
 		cbw_job_finish(job);
@@ -572,29 +827,49 @@ static void cbw_job_io_done(struct work_struct *work)
 /* Start the copy of a job that has just claimed its chunks. */
 static void cbw_job_arm(struct cbw_snapshot *s, struct cbw_copy_job *job)
 {
-	if (s->timeout)
-		queue_delayed_work(cbw_wq, &job->timeout_work, s->timeout);
 	if (!cbw_job_start_nowait(job))
-		queue_work(cbw_start_wq, &job->start_work);
+		queue_work(cbw_wq, &job->start_work);
 }
 
 void cbw_copy_init_job(struct cbw_copy_job *job)
 {
+	INIT_LIST_HEAD(&job->park_node);
 	INIT_WORK(&job->start_work, cbw_job_start);
 	INIT_WORK(&job->io_work, cbw_job_io_done);
-	INIT_DELAYED_WORK(&job->timeout_work, cbw_job_timeout);
+}
+
+void cbw_copy_init_snapshot(struct cbw_snapshot *s)
+{
+	INIT_DELAYED_WORK(&s->timeout_work, cbw_copy_timeout);
 }
 
 /*
- * Wait until the I/O of every copy job, timed out ones too, has completed,
- * and for the work it queued.  No guest bio may be in flight.
+ * The target is suspended: no guest bio is in flight, so only copies that
+ * timed out (or lost their writes when the snapshot broke) can be left.
+ * They start no further piece; wait until their I/O has completed, and
+ * for the work it queued.  A COW device that does not answer makes this
+ * wait until it does.
  */
-void cbw_copy_wait_jobs(struct cbw_snapshot *s)
+void cbw_copy_stop(struct cbw_snapshot *s)
 {
+	WRITE_ONCE(s->stopping, true);
 	wait_event(s->jobs_wq, !READ_ONCE(s->nr_jobs));
 	/* The last job woke us under s->lock: let it leave the lock. */
 	spin_lock_irq(&s->lock);
 	spin_unlock_irq(&s->lock);
 	flush_work(&s->worker);
 	flush_work(&s->event_work);
+	cancel_delayed_work_sync(&s->timeout_work);
+}
+
+/* The same table resumes: copies may start again. */
+void cbw_copy_restart(struct cbw_snapshot *s)
+{
+	WRITE_ONCE(s->stopping, false);
+}
+
+/* Has the snapshot no copy job left? */
+bool cbw_copy_idle(struct cbw_snapshot *s)
+{
+	return !READ_ONCE(s->nr_jobs);
 }

@@ -12,13 +12,14 @@
 #include <linux/fs.h>
 #include <linux/miscdevice.h>
 #include <linux/module.h>
+#include <linux/sched.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 
 #include "dm-cbw.h"
 
 #define CBW_API_MAJOR	1
-#define CBW_API_MINOR	1
+#define CBW_API_MINOR	2
 #define CBW_API_PATCH	0
 
 /* The fields every argument structure starts with. */
@@ -302,37 +303,39 @@ static int cbw_ctl_bitmap_query(void __user *uarg)
 	return cbw_ctl_copy_out(uarg, &info, sizeof(info));
 }
 
-static int cbw_ctl_list_locked(struct cbw_device *dev,
-			       struct dm_cbw_bitmap_list *list)
+/*
+ * Fill up to @max entries; returns the number of bitmaps.  The entries go
+ * to a kernel buffer: bitmaps_lock, which preresume takes, is not held
+ * across a page fault on the caller's buffer.
+ */
+static u32 cbw_ctl_list_locked(struct cbw_device *dev,
+			       const struct dm_cbw_bitmap_list *list,
+			       struct dm_cbw_bitmap_info *entries, u32 max)
 {
-	struct dm_cbw_bitmap_info __user *entries;
-	struct dm_cbw_bitmap_info info;
+	struct dm_cbw_bitmap_info *info;
 	struct cbw_dirty_bitmap *bm;
 	u32 n = 0;
 
-	entries = u64_to_user_ptr(list->entries);
 	list_for_each_entry(bm, &dev->bitmaps, node) {
-		if (n < list->nr_entries) {
-			memset(&info, 0, sizeof(info));
-			info.size = sizeof(info);
-			info.dev_major = list->dev_major;
-			info.dev_minor = list->dev_minor;
-			strscpy(info.name, bm->name, sizeof(info.name));
-			cbw_ctl_fill_info(dev, bm, &info);
-			if (copy_to_user(&entries[n], &info, sizeof(info)))
-				return -EFAULT;
+		if (n < max) {
+			info = &entries[n];
+			info->size = sizeof(*info);
+			info->dev_major = list->dev_major;
+			info->dev_minor = list->dev_minor;
+			strscpy(info->name, bm->name, sizeof(info->name));
+			cbw_ctl_fill_info(dev, bm, info);
 		}
 		n++;
 	}
-	list->nr_entries = n;
-	return 0;
+	return n;
 }
 
 static int cbw_ctl_bitmap_list(void __user *uarg)
 {
 	struct dm_cbw_bitmap_list list;
+	struct dm_cbw_bitmap_info *entries;
 	struct cbw_device *dev;
-	u32 usize;
+	u32 usize, max, n;
 	int r;
 
 	r = cbw_ctl_copy_in(&list, sizeof(list), uarg, &usize);
@@ -345,12 +348,23 @@ static int cbw_ctl_bitmap_list(void __user *uarg)
 	dev = cbw_ctl_device((struct cbw_ctl_header *)&list);
 	if (!dev)
 		return -ENODEV;
+	max = min_t(u32, list.nr_entries, DM_CBW_MAX_BITMAPS);
+	entries = kcalloc(max, sizeof(*entries), GFP_KERNEL);
+	if (max && !entries) {
+		cbw_device_put(dev);
+		return -ENOMEM;
+	}
 	mutex_lock(&dev->bitmaps_lock);
-	r = cbw_ctl_list_locked(dev, &list);
+	n = cbw_ctl_list_locked(dev, &list, entries, max);
 	mutex_unlock(&dev->bitmaps_lock);
 	cbw_device_put(dev);
+
+	r = copy_to_user(u64_to_user_ptr(list.entries), entries,
+			 min(n, max) * sizeof(*entries)) ? -EFAULT : 0;
+	kfree(entries);
 	if (r)
 		return r;
+	list.nr_entries = n;
 	return cbw_ctl_copy_out(uarg, &list, sizeof(list));
 }
 
@@ -405,28 +419,61 @@ static void cbw_walk_bitmap(struct cbw_dirty_bitmap *bm,
 	}
 }
 
+/*
+ * Chunks of the access map scanned per hold of s->lock: guest writes and
+ * snapshot reads spin on it with interrupts off, so no whole-map scan.
+ */
+#define CBW_WALK_WINDOW		(64UL * 1024)
+
+/*
+ * One window, chunks [@chunk, @limit): false when the walk is full.  An
+ * extent that goes on past the window is continued by the next one, which
+ * cbw_walk_add() joins to it.
+ */
+static bool cbw_walk_access_window(struct cbw_snapshot *s,
+				   struct cbw_extent_walk *w,
+				   unsigned long chunk, unsigned long limit,
+				   sector_t sector, sector_t end)
+{
+	unsigned long stop;
+	sector_t start;
+	bool more = true;
+
+	spin_lock_irq(&s->lock);
+	while ((chunk = find_next_bit(s->access, limit, chunk)) < limit) {
+		stop = find_next_zero_bit(s->access, limit, chunk);
+		start = max(sector, cbw_chunk_to_sector(s, chunk));
+		more = cbw_walk_add(w, start,
+				    min(end, cbw_chunk_to_sector(s, stop)));
+		if (!more)
+			break;
+		chunk = stop;
+	}
+	spin_unlock_irq(&s->lock);
+	return more;
+}
+
+/*
+ * The map is read a window at a time, so a snapshot discard that runs
+ * meanwhile may or may not show: each extent was accessible at some point
+ * of the call.
+ */
 static void cbw_walk_access(struct cbw_snapshot *s, struct cbw_extent_walk *w,
 			    sector_t sector, sector_t end)
 {
-	unsigned long chunk, stop, last;
-	sector_t start;
+	unsigned long chunk, limit, last;
 
 	w->next = end;
 	if (sector >= end)
 		return;
 	last = cbw_sector_to_chunk(s, end - 1);
-	chunk = cbw_sector_to_chunk(s, sector);
-
-	spin_lock_irq(&s->lock);
-	while ((chunk = find_next_bit(s->access, last + 1, chunk)) <= last) {
-		stop = find_next_zero_bit(s->access, last + 1, chunk);
-		start = max(sector, cbw_chunk_to_sector(s, chunk));
-		if (!cbw_walk_add(w, start,
-				  min(end, cbw_chunk_to_sector(s, stop))))
-			break;
-		chunk = stop;
+	for (chunk = cbw_sector_to_chunk(s, sector); chunk <= last;
+	     chunk = limit) {
+		limit = min(last + 1, chunk + CBW_WALK_WINDOW);
+		if (!cbw_walk_access_window(s, w, chunk, limit, sector, end))
+			return;
+		cond_resched();
 	}
-	spin_unlock_irq(&s->lock);
 }
 
 static int cbw_ctl_read_range(struct cbw_device *dev, unsigned int nr,
@@ -605,6 +652,11 @@ static int cbw_ctl_bitmap_mark(void __user *uarg)
 	return r;
 }
 
+/*
+ * The whole request code is matched, direction and size included.  The
+ * structures have the same layout for 32-bit callers, so compat_ioctl
+ * passes the same codes.
+ */
 static long cbw_ctl_ioctl(struct file *file, unsigned int cmd,
 			  unsigned long arg)
 {
@@ -613,31 +665,29 @@ static long cbw_ctl_ioctl(struct file *file, unsigned int cmd,
 
 	if (!capable(CAP_SYS_ADMIN))
 		return -EPERM;
-	if (_IOC_TYPE(cmd) != DM_CBW_IOCTL)
-		return -ENOTTY;
 
-	switch (nr) {
-	case DM_CBW_VERSION_CMD:
+	switch (cmd) {
+	case DM_CBW_IOC_VERSION:
 		return cbw_ctl_version(uarg);
-	case DM_CBW_BITMAP_ADD_CMD:
-	case DM_CBW_BITMAP_REMOVE_CMD:
-	case DM_CBW_BITMAP_CLEAR_CMD:
-	case DM_CBW_BITMAP_ENABLE_CMD:
-	case DM_CBW_BITMAP_DISABLE_CMD:
-	case DM_CBW_BITMAP_THAW_CMD:
+	case DM_CBW_IOC_BITMAP_ADD:
+	case DM_CBW_IOC_BITMAP_REMOVE:
+	case DM_CBW_IOC_BITMAP_CLEAR:
+	case DM_CBW_IOC_BITMAP_ENABLE:
+	case DM_CBW_IOC_BITMAP_DISABLE:
+	case DM_CBW_IOC_BITMAP_THAW:
 		return cbw_ctl_bitmap_cmd(nr, uarg);
-	case DM_CBW_BITMAP_MARK_CMD:
+	case DM_CBW_IOC_BITMAP_MARK:
 		return cbw_ctl_bitmap_mark(uarg);
-	case DM_CBW_BITMAP_MERGE_CMD:
+	case DM_CBW_IOC_BITMAP_MERGE:
 		return cbw_ctl_bitmap_merge(uarg);
-	case DM_CBW_BITMAP_QUERY_CMD:
+	case DM_CBW_IOC_BITMAP_QUERY:
 		return cbw_ctl_bitmap_query(uarg);
-	case DM_CBW_BITMAP_LIST_CMD:
+	case DM_CBW_IOC_BITMAP_LIST:
 		return cbw_ctl_bitmap_list(uarg);
-	case DM_CBW_BITMAP_READ_CMD:
-	case DM_CBW_SNAPSHOT_ACCESS_CMD:
+	case DM_CBW_IOC_BITMAP_READ:
+	case DM_CBW_IOC_SNAPSHOT_ACCESS:
 		return cbw_ctl_read(nr, uarg);
-	case DM_CBW_SNAPSHOT_INFO_CMD:
+	case DM_CBW_IOC_SNAPSHOT_INFO:
 		return cbw_ctl_snapshot_info(uarg);
 	}
 	return -ENOTTY;

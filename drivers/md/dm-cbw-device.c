@@ -123,20 +123,36 @@ void cbw_device_publish(struct cbw_device *dev, struct cbw_snapshot *snap,
 
 	spin_lock_irq(&dev->lock);
 	old = dev->snap;
-	if (snap && snap != old) {
+	if (snap && snap != old)
 		snap->seq = ++dev->snap_seq;
-		snap->ended = false;
-	}
 	dev->snap = snap;
 	dev->len = len;
 	dev->chunk_sectors = chunk_sectors;
 	dev->logical_block_size = logical_block_size;
-	if (old && old != snap)
-		old->ended = true;
 	spin_unlock_irq(&dev->lock);
 
 	if (old && old != snap)
 		cbw_device_drain(dev, old);
+}
+
+/*
+ * A new snapshot may replace the published one only once the old one's
+ * copies have stopped (its table's postsuspend waited for them): a late
+ * copy would write the old content into the new snapshot's COW device.
+ */
+int cbw_device_can_publish(struct cbw_device *dev, struct cbw_snapshot *snap)
+{
+	struct cbw_snapshot *old;
+	int r = 0;
+
+	spin_lock_irq(&dev->lock);
+	old = dev->snap;
+	if (old && old != snap && !cbw_copy_idle(old))
+		r = -EBUSY;
+	spin_unlock_irq(&dev->lock);
+	if (r)
+		DMERR("previous snapshot still has copies in flight");
+	return r;
 }
 
 /* End @snap if it is still the published one, and wait for its readers. */
@@ -147,7 +163,6 @@ void cbw_device_unpublish(struct cbw_device *dev, struct cbw_snapshot *snap)
 	spin_lock_irq(&dev->lock);
 	if (dev->snap == snap) {
 		dev->snap = NULL;
-		snap->ended = true;
 		was_published = true;
 	}
 	spin_unlock_irq(&dev->lock);

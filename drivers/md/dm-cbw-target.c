@@ -40,12 +40,6 @@ struct cbw_c {
 	bool timeout_set;
 };
 
-/* What a completed write marks in the dirty bitmaps. */
-struct cbw_bio {
-	sector_t sector;
-	sector_t nr_sectors;
-};
-
 /*
  *--------------------------------------------------------------
  * Constructor and destructor
@@ -505,10 +499,10 @@ static void cbw_dtr(struct dm_target *ti)
  */
 static int cbw_map(struct dm_target *ti, struct bio *bio)
 {
-	struct cbw_bio *cb = dm_per_bio_data(bio, sizeof(*cb));
+	struct cbw_bio *cb = cbw_bio_data(bio);
 	struct cbw_c *c = ti->private;
 
-	cb->nr_sectors = 0;
+	memset(cb, 0, sizeof(*cb));
 	bio_set_dev(bio, c->origin->bdev);
 	if (!bio_sectors(bio))
 		return DM_MAPIO_REMAPPED;
@@ -527,7 +521,7 @@ static int cbw_map(struct dm_target *ti, struct bio *bio)
 static int cbw_end_io(struct dm_target *ti, struct bio *bio,
 		      blk_status_t *error)
 {
-	struct cbw_bio *cb = dm_per_bio_data(bio, sizeof(*cb));
+	struct cbw_bio *cb = cbw_bio_data(bio);
 	struct cbw_c *c = ti->private;
 
 	if (cb->nr_sectors && !*error)
@@ -545,14 +539,33 @@ static int cbw_preresume(struct dm_target *ti)
 	int r;
 
 	if (c->snap && !c->started) {
+		r = cbw_device_can_publish(c->dev, c->snap);
+		if (r)
+			return r;
 		r = cbw_start_bitmaps(c);
 		if (r)
 			return r;
 	}
+	if (c->snap)
+		cbw_copy_restart(c->snap);
 	c->started = true;
 	cbw_device_publish(c->dev, c->snap, ti->len, c->chunk_sectors,
 			   cbw_logical_block_size(c));
 	return 0;
+}
+
+/*
+ * dm waits for guest bios only: copies that timed out, or whose writes went
+ * on when the snapshot broke, may still be reading the origin and writing
+ * the COW device.  A suspended target issues no I/O, and the next table
+ * may start a snapshot on the same COW device: wait for them here.
+ */
+static void cbw_postsuspend(struct dm_target *ti)
+{
+	struct cbw_c *c = ti->private;
+
+	if (c->snap)
+		cbw_copy_stop(c->snap);
 }
 
 /*
@@ -653,6 +666,10 @@ static void cbw_status(struct dm_target *ti, status_type_t type,
 		DMEMIT(",origin_name=%s,cow_name=%s,chunk_sectors=%llu",
 		       c->origin->name, cow_name,
 		       (unsigned long long)c->chunk_sectors);
+		if (c->snap_bitmap_name[0])
+			DMEMIT(",snapshot_bitmap=%s", c->snap_bitmap_name);
+		if (c->freeze_bitmap_name[0])
+			DMEMIT(",freeze_bitmap=%s", c->freeze_bitmap_name);
 		DMEMIT(",on_cbw_error=%s,cbw_timeout_ms=%u;",
 		       cbw_policy_name(c->policy), c->timeout_ms);
 		break;
@@ -669,7 +686,7 @@ static int cbw_iterate_devices(struct dm_target *ti,
 
 static struct target_type cbw_target = {
 	.name = DM_CBW_TARGET_NAME,
-	.version = {1, 2, 0},
+	.version = {1, 3, 0},
 	.features = DM_TARGET_SINGLETON,
 	.module = THIS_MODULE,
 	.ctr = cbw_ctr,
@@ -677,6 +694,7 @@ static struct target_type cbw_target = {
 	.map = cbw_map,
 	.end_io = cbw_end_io,
 	.preresume = cbw_preresume,
+	.postsuspend = cbw_postsuspend,
 	.status = cbw_status,
 	.iterate_devices = cbw_iterate_devices,
 };
@@ -735,5 +753,7 @@ module_init(dm_cbw_init);
 module_exit(dm_cbw_exit);
 
 MODULE_DESCRIPTION(DM_NAME " copy-before-write target with snapshot access");
+MODULE_AUTHOR("The dm-cbw developers");
+MODULE_VERSION("1.3.0");
 MODULE_LICENSE("GPL");
 MODULE_ALIAS("dm-cbw-access");

@@ -14,7 +14,6 @@
 #include <linux/bio.h>
 #include <linux/device-mapper.h>
 #include <linux/list.h>
-#include <linux/mempool.h>
 #include <linux/mutex.h>
 #include <linux/refcount.h>
 #include <linux/spinlock.h>
@@ -28,6 +27,8 @@
 
 /* At most this many copy jobs are in flight per snapshot. */
 #define CBW_MAX_COPY_JOBS	64
+/* One guest bio runs at most this many copy jobs at once. */
+#define CBW_MAX_BIO_COPIES	8
 /*
  * A copy job covers at most this many sectors, but always one chunk; a
  * larger chunk is copied in pieces of this size, one after the other.
@@ -68,6 +69,25 @@ struct cbw_device {
 	atomic64_t bitmap_bytes;	/* memory they take */
 };
 
+/*
+ * Per-bio data of a cbw target: what a completed write marks in the dirty
+ * bitmaps, and what the copy engine keeps about a write that waits for
+ * copies (under s->lock).
+ */
+struct cbw_bio {
+	sector_t sector;
+	sector_t nr_sectors;
+	unsigned long wait_start;	/* jiffies: it first waited for a copy */
+	bool waited;			/* wait_start is set */
+	unsigned int nr_copies;		/* copy jobs it owns */
+	int copy_error;			/* first error of those */
+};
+
+static inline struct cbw_bio *cbw_bio_data(struct bio *bio)
+{
+	return dm_per_bio_data(bio, sizeof(struct cbw_bio));
+}
+
 /* A named dirty bitmap of a cbw device. */
 struct cbw_dirty_bitmap {
 	struct list_head node;		/* in dev->bitmaps */
@@ -89,7 +109,7 @@ struct cbw_dirty_bitmap {
  * Pages for the pieces of a copy.  Buffers are sized to their job and kept
  * by the snapshot for the next jobs, up to this many pages, because
  * allocating (and zeroing) them on every first write costs far more than
- * the copy I/O.  A full-size buffer in a mempool is the reserve that keeps
+ * the copy I/O.  A full-size buffer kept aside is the reserve that keeps
  * copies going when memory is short.
  */
 #define CBW_MAX_CACHED_BUF_PAGES	(4 * CBW_COPY_BUF_PAGES)
@@ -97,7 +117,7 @@ struct cbw_dirty_bitmap {
 struct cbw_copy_buf {
 	struct list_head node;		/* in s->free_bufs */
 	unsigned int nr_pages;
-	bool reserve;			/* from s->buf_pool */
+	bool reserve;			/* s->reserve */
 	struct page *pages[CBW_COPY_BUF_PAGES];
 };
 
@@ -108,12 +128,14 @@ struct cbw_copy_buf {
  */
 struct cbw_copy_job {
 	struct list_head node;		/* in flight or free */
+	struct list_head park_node;	/* in s->parked_jobs */
 	struct cbw_snapshot *snap;
 	unsigned long first;		/* first chunk */
 	unsigned long nr;		/* number of chunks */
+	unsigned long start;		/* jiffies: when it claimed them */
 	struct bio *owner;		/* the write that started it, or NULL */
 	struct bio_list waiters;	/* other writes waiting for it */
-	bool timed_out;			/* its owner was told ETIMEDOUT */
+	bool timed_out;			/* took longer than cbw_timeout_ms */
 
 	/* Used by the copy I/O only, without s->lock. */
 	sector_t pos;			/* start of the current piece */
@@ -123,9 +145,8 @@ struct cbw_copy_job {
 	blk_status_t status;		/* first I/O error */
 	struct cbw_copy_buf *buf;
 	struct bio *bio;
-	struct work_struct start_work;	/* allocates buffer and bio */
+	struct work_struct start_work;	/* finds a buffer and a bio */
 	struct work_struct io_work;	/* next step after an I/O */
-	struct delayed_work timeout_work;
 };
 
 /*
@@ -163,6 +184,7 @@ struct cbw_snapshot {
 	int error;			/* what broke it (negative errno) */
 	enum cbw_error_policy policy;
 	unsigned long timeout;		/* jiffies per copy, 0: no limit */
+	struct delayed_work timeout_work;	/* finds what waited too long */
 	struct dm_table *table;		/* gets an event when it breaks */
 	struct work_struct event_work;
 
@@ -171,10 +193,13 @@ struct cbw_snapshot {
 	struct cbw_copy_job *job_pool;
 	unsigned int nr_jobs;		/* in s->jobs */
 	wait_queue_head_t jobs_wq;	/* nr_jobs dropped to 0 */
-	mempool_t *buf_pool;		/* struct cbw_copy_buf, the reserve */
+	bool stopping;			/* suspended: no new copy I/O */
+	struct cbw_copy_buf *reserve;	/* when no job holds it */
 	struct list_head free_bufs;	/* kept for the next jobs */
 	unsigned int nr_free_buf_pages;
 	struct bio_set bios;		/* copy I/O */
+	struct list_head parked_jobs;	/* waiting for a buffer or a bio */
+	unsigned long nr_returns;	/* buffers and bios given back */
 
 	struct list_head frozen_reads;	/* access reads served by the origin */
 	atomic_t nr_frozen_reads;
@@ -184,7 +209,6 @@ struct cbw_snapshot {
 	struct work_struct worker;
 
 	atomic_t nr_readers;		/* access bios inside the snapshot */
-	bool ended;
 };
 
 /* An access read that reads the origin and holds back guest writes. */
@@ -216,6 +240,7 @@ void cbw_device_publish(struct cbw_device *dev, struct cbw_snapshot *snap,
 			sector_t len, sector_t chunk_sectors,
 			unsigned int logical_block_size);
 void cbw_device_unpublish(struct cbw_device *dev, struct cbw_snapshot *snap);
+int cbw_device_can_publish(struct cbw_device *dev, struct cbw_snapshot *snap);
 struct cbw_snapshot *cbw_device_enter_snapshot(struct cbw_device *dev,
 					       u64 *seq);
 void cbw_snapshot_leave(struct cbw_snapshot *s);
@@ -278,7 +303,10 @@ void cbw_copy_release_frozen(struct cbw_snapshot *s,
 void cbw_copy_worker(struct work_struct *work);
 void cbw_copy_event(struct work_struct *work);
 void cbw_copy_init_job(struct cbw_copy_job *job);
-void cbw_copy_wait_jobs(struct cbw_snapshot *s);
+void cbw_copy_init_snapshot(struct cbw_snapshot *s);
+void cbw_copy_stop(struct cbw_snapshot *s);
+void cbw_copy_restart(struct cbw_snapshot *s);
+bool cbw_copy_idle(struct cbw_snapshot *s);
 
 /* dm-cbw-access.c */
 int cbw_access_register(void);

@@ -9,6 +9,11 @@
                                        gets "block seq status" per write
   verify DEV NBLOCKS LOG BASEFILE      every block holds the stamp of its last
                                        write that succeeded, or BASEFILE's data
+  burst DEV COUNT STRIDE LENGTH SRCFILE
+                                       COUNT concurrent writes of LENGTH bytes
+                                       at 0, STRIDE, 2*STRIDE, ...; prints
+                                       "STATUS COUNT" per status, then
+                                       "max_ms N": the slowest write
 
 write and read print "ok" or the errno name (EIO, ENOSPC, ETIMEDOUT, ...)
 and exit 0; verify prints the mismatches and exits 1 if there are any.
@@ -18,6 +23,7 @@ import mmap
 import os
 import sys
 import threading
+import time
 
 BLK = 4096
 
@@ -124,6 +130,38 @@ def do_verify(dev, nblocks, log, base):
     return 1 if bad else 0
 
 
+def do_burst(dev, count, stride, length, src):
+    with open(src, 'rb') as f:
+        data = f.read(length)
+    results = [None] * count
+
+    def writer(i):
+        buf = aligned(length)
+        buf.write(data)
+        fd = os.open(dev, os.O_WRONLY | os.O_DIRECT)
+        t0 = time.monotonic()
+        try:
+            os.pwritev(fd, [memoryview(buf)[:length]], i * stride)
+            st = 'ok'
+        except OSError as e:
+            st = status(e)
+        results[i] = (st, (time.monotonic() - t0) * 1000)
+        os.close(fd)
+
+    threads = [threading.Thread(target=writer, args=(i,))
+               for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    counts = {}
+    for st, _ in results:
+        counts[st] = counts.get(st, 0) + 1
+    for st in sorted(counts):
+        print('%s %d' % (st, counts[st]))
+    print('max_ms %d' % max(ms for _, ms in results))
+
+
 def main(argv):
     cmd = argv[1]
     if cmd == 'write':
@@ -132,6 +170,8 @@ def main(argv):
         do_read(argv[2], int(argv[3]), int(argv[4]), argv[5])
     elif cmd == 'writers':
         do_writers(argv[2], int(argv[3]), int(argv[4]), int(argv[5]), argv[6])
+    elif cmd == 'burst':
+        do_burst(argv[2], int(argv[3]), int(argv[4]), int(argv[5]), argv[6])
     elif cmd == 'verify':
         return do_verify(argv[2], int(argv[3]), argv[4], argv[5])
     else:

@@ -705,6 +705,21 @@ static int call_at(int c, const void *p, int want, const char *what)
 	return r;
 }
 
+/* Calls @c's argument @a with request code @req, which must be refused. */
+static void call_code(int c, unsigned long req, const union arg *a,
+		      const char *what)
+{
+	struct state before;
+
+	if (req == cmds[c].req)
+		return;
+	prepare();
+	get_state(&before);
+	expect(do_ioctl(req, a), ENOTTY, "%s as 0x%lx (%s)", cmds[c].name,
+	       req, what);
+	expect_unchanged(&before, what);
+}
+
 static void test_valid(int c)
 {
 	union arg a;
@@ -754,15 +769,19 @@ static void test_grown(int c)
 	g.a.h.size = size + 64;
 	call_at(c, &g, want, "size sizeof+64, zero tail");
 
-	/* The grown struct also changes the size bits of the number. */
+	/*
+	 * The request code keeps the size of the first version: one that
+	 * encodes the grown size is another command.
+	 */
 	make_valid(c, &g.a);
 	g.a.h.size = size + 8;
 	prepare();
 	get_state(&before);
 	r = do_ioctl(grown_req, &g);
-	expect(r, want, "%s as 0x%lx (grown ioctl number), size sizeof+8",
+	expect(r, ENOTTY, "%s as 0x%lx (grown ioctl number), size sizeof+8",
 	       cmds[c].name, grown_req);
-	report("%s: larger structure with a zero tail is accepted",
+	expect_unchanged(&before, "grown ioctl number");
+	report("%s: larger structure with a zero tail is accepted (the request code of the first version only)",
 	       cmds[c].name);
 
 	make_valid(c, &g.a);
@@ -792,6 +811,36 @@ static void test_absurd_size(int c)
 	call_at(c, big, EINVAL, "size 0xffffffff");
 	free(big);
 	report("%s: absurd size (1 MiB, 4 GiB-1) => EINVAL, nothing changed",
+	       cmds[c].name);
+}
+
+/*
+ * The request code is matched whole: the right number with another
+ * direction or size is not the command (ENOTTY), and changes nothing.
+ */
+static void test_wrong_code(int c)
+{
+	unsigned long req = cmds[c].req;
+	unsigned int dir = _IOC_DIR(req), type = _IOC_TYPE(req);
+	unsigned int nr = _IOC_NR(req), size = _IOC_SIZE(req);
+	static const unsigned int dirs[] = { _IOC_NONE, _IOC_READ, _IOC_WRITE,
+					     _IOC_READ | _IOC_WRITE };
+	union arg a;
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(dirs); i++) {
+		if (dirs[i] == dir)
+			continue;
+		make_valid(c, &a);
+		call_code(c, _IOC(dirs[i], type, nr, size), &a, "direction");
+	}
+	make_valid(c, &a);
+	call_code(c, _IOC(dir, type, nr, size - 8), &a, "size sizeof-8");
+	make_valid(c, &a);
+	call_code(c, _IOC(dir, type, nr, 0), &a, "size 0");
+	make_valid(c, &a);
+	call_code(c, _IOC(dir, type, nr, sizeof(a)), &a, "size of another");
+	report("%s: the right number with another direction or size => ENOTTY, nothing changed",
 	       cmds[c].name);
 }
 
@@ -1032,6 +1081,7 @@ static void test_generic(void)
 		test_small_sizes(c);
 		test_grown(c);
 		test_absurd_size(c);
+		test_wrong_code(c);
 		test_bad_arg(c);
 		test_ro_arg(c);
 		test_fields(c);
@@ -1391,6 +1441,64 @@ static void expect_info(const char *name, __u64 count, __u32 status,
 	      "%s: %s has count %llu status %u, expected count %llu status %u",
 	      what, name, (unsigned long long)info.count, info.status,
 	      (unsigned long long)count, status);
+}
+
+/* A device has at most DM_CBW_MAX_BITMAPS bitmaps. */
+static void test_max_bitmaps(void)
+{
+	char name[DM_CBW_NAME_LEN];
+	long have = bm_count();
+	long i, added = 0;
+
+	for (i = have; i < DM_CBW_MAX_BITMAPS; i++) {
+		snprintf(name, sizeof(name), "t-max-%ld", i);
+		if (expect(bm_add(name, 1 << 20, 0), 0, "ADD %s", name))
+			added++;
+	}
+	check(bm_count() == DM_CBW_MAX_BITMAPS, "%ld bitmaps, expected %d",
+	      bm_count(), DM_CBW_MAX_BITMAPS);
+	expect(bm_add("t-max-over", 1 << 20, 0), ENOSPC, "ADD beyond %d",
+	       DM_CBW_MAX_BITMAPS);
+	expect(bm_add("t-max-over", 1 << 20, DM_CBW_BITMAP_ADD_DISABLED),
+	       ENOSPC, "ADD disabled beyond %d", DM_CBW_MAX_BITMAPS);
+	snprintf(name, sizeof(name), "t-max-%ld", have);
+	expect(bm_add(name, 1 << 20, 0), EEXIST, "ADD of an existing name at the maximum");
+	check(bm_count() == DM_CBW_MAX_BITMAPS, "%ld bitmaps after refused ADDs",
+	      bm_count());
+	report("ADD: at most %d bitmaps, then ENOSPC (EEXIST for a taken name)",
+	       DM_CBW_MAX_BITMAPS);
+
+	expect(bm_remove(name), 0, "REMOVE %s", name);
+	expect(bm_add("t-max-over", 1 << 20, 0), 0, "ADD after a REMOVE");
+	expect(bm_remove("t-max-over"), 0, "REMOVE t-max-over");
+	for (i = have + 1; i < DM_CBW_MAX_BITMAPS; i++) {
+		snprintf(name, sizeof(name), "t-max-%ld", i);
+		expect(bm_remove(name), 0, "REMOVE %s", name);
+	}
+	check(bm_count() == have, "%ld bitmaps left, expected %ld", bm_count(),
+	      have);
+	report("ADD: a removed bitmap makes room for another (%ld added)",
+	       added);
+}
+
+/* No bitmap is kept on disk yet: ADD refuses to make one. */
+static void test_no_persistent(void)
+{
+	struct dm_cbw_bitmap_info info;
+
+	expect(bm_add("t-persistent", 4096, DM_CBW_BITMAP_PERSISTENT), EINVAL,
+	       "ADD with flag DM_CBW_BITMAP_PERSISTENT");
+	expect(bm_add("t-persistent", 4096,
+		      DM_CBW_BITMAP_PERSISTENT | DM_CBW_BITMAP_ADD_DISABLED),
+	       EINVAL, "ADD with flags PERSISTENT | ADD_DISABLED");
+	expect(bm_query("t-persistent", &info), ENOENT,
+	       "QUERY after the refused ADDs");
+	expect(bm_add("t-persistent", 4096, 0), 0, "ADD t-persistent");
+	if (expect(bm_query("t-persistent", &info), 0, "QUERY t-persistent"))
+		check(!(info.status & DM_CBW_BITMAP_PERSISTENT),
+		      "status 0x%x says persistent", info.status);
+	expect(bm_remove("t-persistent"), 0, "REMOVE t-persistent");
+	report("ADD: DM_CBW_BITMAP_PERSISTENT => EINVAL; no bitmap reports it");
 }
 
 static void test_recording(void)
@@ -2103,6 +2211,8 @@ static void run_basic(void)
 	test_names();
 	test_enodev();
 	test_bitmap_cmds();
+	test_max_bitmaps();
+	test_no_persistent();
 	test_recording();
 	test_merge();
 	test_list();

@@ -67,6 +67,9 @@ int cbw_bitmap_error(int err, const struct cbw_dev *dev, const char *name)
 		return cbw_error("Dirty bitmap '%s' not found", name);
 	case EEXIST:
 		return cbw_error("Bitmap already exists: %s", name);
+	case ENOSPC:
+		return cbw_error("Device '%s' already has the maximum of %d dirty bitmaps: remove one first (cbwctl bitmap remove %s NAME)",
+				 dev->spec, DM_CBW_MAX_BITMAPS, dev->spec);
 	case EBUSY:
 		return cbw_error("Bitmap '%s' is currently in use by another operation and cannot be used",
 				 name);

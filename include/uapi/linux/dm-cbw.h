@@ -16,9 +16,10 @@
  *   dev_major, dev_minor
  *             the device-mapper device number of the cbw device (ENODEV
  *             when it is not one)
- * Commands are told apart by the ioctl type and number only; the size and
- * direction bits of the request code are not checked, because the size
- * field says how large the structure is.  Reserved fields and output
+ * Commands are matched on the whole request code (type, number, direction
+ * and size); any other code gives ENOTTY.  A structure that grows keeps
+ * its request code, with the size of its first version: the size field
+ * says how large the structure is.  Reserved fields and output
  * fields must be zero on input (EINVAL otherwise).  Names are
  * NUL-terminated within DM_CBW_NAME_LEN bytes, non-empty, and made of
  * printable ASCII characters other than space (0x21 to 0x7e).  Pointers
@@ -51,6 +52,9 @@
 #define DM_CBW_MIN_GRANULARITY		512
 #define DM_CBW_DEFAULT_GRANULARITY	65536
 #define DM_CBW_MAX_GRANULARITY		(1ULL << 31)
+
+/* Dirty bitmaps per cbw device; DM_CBW_IOC_BITMAP_ADD beyond: ENOSPC. */
+#define DM_CBW_MAX_BITMAPS		32
 
 /**
  * enum dm_cbw_snapshot_state - state of the snapshot of a cbw device
@@ -98,7 +102,8 @@ struct dm_cbw_version {
 /**
  * struct dm_cbw_bitmap_cmd - add, remove, clear, enable or disable a bitmap
  * @size: sizeof(struct dm_cbw_bitmap_cmd)
- * @flags: DM_CBW_IOC_BITMAP_ADD: DM_CBW_BITMAP_ADD_DISABLED; others: 0
+ * @flags: DM_CBW_IOC_BITMAP_ADD: DM_CBW_BITMAP_ADD_DISABLED (any other
+ *	bit, DM_CBW_BITMAP_PERSISTENT included, gives EINVAL); others: 0
  * @dev_major: cbw device
  * @dev_minor: cbw device
  * @granularity: DM_CBW_IOC_BITMAP_ADD: bytes per bit, 0 for the default
@@ -192,7 +197,8 @@ struct dm_cbw_bitmap_info {
 
 #define DM_CBW_BITMAP_RECORDING		(1U << 0)	/* enabled */
 #define DM_CBW_BITMAP_BUSY		(1U << 1)	/* in use */
-#define DM_CBW_BITMAP_PERSISTENT	(1U << 2)	/* kept on disk */
+/* Reserved for bitmaps kept on disk: never set today, refused by ADD. */
+#define DM_CBW_BITMAP_PERSISTENT	(1U << 2)
 #define DM_CBW_BITMAP_FROZEN		(1U << 3)	/* a successor records */
 
 /**
