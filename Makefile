@@ -4,6 +4,12 @@
 #
 #   make              build dm-cbw.ko, cbwctl and the selftest helpers
 #   make check        install what is missing, build, run every selftest in a VM
+#                     on the machine's kernel (6.1), then a smoke subset on 7.3
+#   make check KERNEL=NAME
+#                     the selftests on one kernel of the matrix: 6.1, 6.12, 7.3
+#                     or debug (lockdep, KASAN, kmemleak); CHECK_TESTS="t1 t2"
+#                     selects tests (see tools/kernels/check)
+#   make check-matrix every selftest on 6.1, 6.12 and 7.3, and a table
 #   make check-host   run the selftests on this host (needs a module-capable kernel)
 #   make demo         fleecing demo in the VM
 #   make bench        dm-cbw against dm-linear and dm-snapshot in the VM
@@ -21,7 +27,13 @@ VM_RUN := $(CURDIR)/tools/vm/run
 SELFTESTS := $(CURDIR)/selftests/dm-cbw
 CBWCTL := $(CURDIR)/tools/cbwctl
 
-.PHONY: all modules cbwctl selftests check check-host demo bench lint install clean deps \
+# check: one kernel of the matrix, or the default runs; CHECK_TESTS: tests.
+KERNEL ?=
+CHECK_TESTS ?=
+export CHECK_TESTS
+KERNEL_CHECK := $(CURDIR)/tools/kernels/check
+
+.PHONY: all modules cbwctl selftests check check-matrix check-host demo bench lint install clean deps \
 	uninstall check-fresh
 
 all: modules cbwctl selftests
@@ -41,8 +53,10 @@ selftests:
 	$(MAKE) -C $(SELFTESTS) all
 
 check: deps
-	@$(MAKE) --no-print-directory all
-	@$(VM_RUN) --timeout $${CBW_CHECK_TIMEOUT:-4500} -- $(SELFTESTS)/run_all.sh
+	@$(KERNEL_CHECK) $(if $(KERNEL),$(KERNEL),6.1 7.3:smoke)
+
+check-matrix: deps
+	@$(KERNEL_CHECK) 6.1 6.12 7.3
 
 check-host: all
 	@$(SELFTESTS)/run_all.sh
@@ -67,6 +81,7 @@ clean:
 	$(MAKE) -C $(KDIR) M=$(CURDIR) clean
 	$(MAKE) -C $(CBWCTL) clean
 	$(MAKE) -C $(SELFTESTS) clean
+	rm -rf $(CURDIR)/.build
 
 uninstall:
 	@test -n "$(KVER)" || { echo "No kernel version: set KVER" >&2; exit 1; }

@@ -430,7 +430,7 @@ static void cbw_access_io_hints(struct dm_target *ti,
 	limits->physical_block_size = ac->logical_block_size;
 	limits->io_min = ac->logical_block_size;
 	/* A read-only image of a host-aware origin has no zones to manage. */
-	limits->zoned = BLK_ZONED_NONE;
+	cbw_limits_clear_zoned(limits);
 
 	/* Only whole chunks can be dropped from a snapshot. */
 	limits->discard_granularity = ac->chunk_sectors << SECTOR_SHIFT;

@@ -760,7 +760,7 @@ static int cbw_iterate_devices(struct dm_target *ti,
  */
 static void cbw_io_hints(struct dm_target *ti, struct queue_limits *limits)
 {
-	limits->zoned = BLK_ZONED_NONE;
+	cbw_limits_clear_zoned(limits);
 }
 
 static struct target_type cbw_target = {

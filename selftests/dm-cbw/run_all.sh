@@ -3,8 +3,9 @@
 #
 # Runs the dm-cbw selftests and prints KTAP. Each test runs under a timeout,
 # with the kernel log cleared before it and checked after it: a kernel
-# warning, oops, lockdep or list-corruption report, or a hung task fails the
-# test even if the test itself passed.
+# warning, oops, lockdep, KASAN or list-corruption report, a hung task, or a
+# memory leak found by kmemleak (on kernels that have it, a scan runs after
+# each test) fails the test even if the test itself passed.
 #
 # Usage: run_all.sh [-l] [TEST...]
 #   -l       list the tests and exit
@@ -50,7 +51,8 @@ bad_kmsg+='INFO: trying to register non-static key|inconsistent lock state|'
 bad_kmsg+='lockdep|list_add corruption|list_del corruption|kernel BUG|'
 bad_kmsg+='Call Trace|blocked for more than|soft lockup|hard LOCKUP|detected stall|'
 bad_kmsg+='rcu_sched self-detected stall|refcount_t:|use-after-free|'
-bad_kmsg+='double-free|slab corruption|Poison overwritten|Redzone'
+bad_kmsg+='double-free|slab corruption|Poison overwritten|Redzone|'
+bad_kmsg+='unreferenced object|suspected memory leak'
 
 usage()
 {
@@ -100,6 +102,30 @@ if [[ $EUID -eq 0 ]] && dmesg >/dev/null 2>&1; then
 	can_dmesg=1
 fi
 
+# kmemleak, on a debug kernel: the leaks found by a scan after each test are
+# added to that test's kernel log.
+kmemleak=/sys/kernel/debug/kmemleak
+if [[ $EUID -eq 0 && ! -e $kmemleak && -d /sys/kernel/debug ]]; then
+	mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null || true
+fi
+[[ -w $kmemleak ]] || kmemleak=''
+
+# Forgets the leaks found so far (those of the boot, or of the last test).
+kmemleak_clear()
+{
+	[[ -z $kmemleak ]] || echo clear >"$kmemleak" 2>/dev/null || true
+}
+
+# Prints the leaks that a scan finds now.  kmemleak reports only objects
+# older than 5 s, so the scan waits that long after the test.
+kmemleak_scan()
+{
+	[[ -n $kmemleak ]] || return 0
+	sleep 6
+	echo scan >"$kmemleak" 2>/dev/null || return 0
+	cat -- "$kmemleak" 2>/dev/null
+}
+
 # shellcheck source=lib.sh disable=SC2034 # CBW_TEST is read by lib.sh
 sweep() { (CBW_TEST=run_all; . "$dir/lib.sh"; trap - EXIT ERR; cbw_sweep); }
 
@@ -120,6 +146,7 @@ for t in "${selected[@]}"; do
 	n=$((n + 1))
 	log=$logdir/$n.log
 	((can_dmesg)) && dmesg -C
+	kmemleak_clear
 	t0=$SECONDS
 	# The output goes to a file, not a pipe: a process of a killed test
 	# stuck on a suspended device must not keep the runner waiting.
@@ -137,12 +164,13 @@ for t in "${selected[@]}"; do
 	echo "# $name: exit status $rc after ${elapsed}s"
 
 	kmsg_bad=
+	leaks=$(kmemleak_scan)
 	if ((can_dmesg)); then
-		kmsg_bad=$(dmesg | grep -E -- "$bad_kmsg")
+		kmsg_bad=$( (dmesg; echo "$leaks") | grep -E -- "$bad_kmsg")
 	fi
 	if [[ -n $kmsg_bad ]]; then
 		echo "# $name: kernel log reports a problem:"
-		dmesg | sed 's/^/# kernel: /' | tail -n 200
+		(dmesg; echo "$leaks") | sed 's/^/# kernel: /' | tail -n 200
 	fi
 	if ((rc == 124 || rc == 137)); then
 		echo "# $name: timed out after ${timeout_s}s"
