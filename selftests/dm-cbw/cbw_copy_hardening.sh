@@ -65,6 +65,21 @@ reload_cow()
 	cbw_bail "the new table did not become live"
 }
 
+# read_new_snapshot SIZE LENGTH: waits for the reload, gives a late write
+# of the old snapshot's copy time to land, then reads LENGTH bytes of the
+# new snapshot into $work/out.bin through a new access device.
+read_new_snapshot()
+{
+	local rc=0
+
+	wait "$reload" || rc=$?
+	cbw_expect_eq "$p: the reload succeeded" 0 "$rc"
+	sleep $((slow_ms / 1000 + 1))
+	ce_dm acc2 "0 $1 cbw-access $guest"
+	cbw_expect_eq "$p: read of the new snapshot" ok \
+		"$(ce_r "$(ce_dev acc2)" 0 "$2" "$work/out.bin")"
+}
+
 # COW writes of the first snapshot take this long: longer than the steps
 # that follow take to reach the next snapshot, even on a loaded machine.
 slow_ms=10000
@@ -87,13 +102,7 @@ cbw_expect_eq "$p: a second write succeeds" ok \
 reload_cow cow2 2048
 cbw_expect_eq "$p: a write under the new snapshot" ok \
 	"$(ce_w "$guest" 0 $K64 "$work/c.bin")"
-rc=0
-wait "$reload" || rc=$?
-cbw_expect_eq "$p: the reload succeeded" 0 "$rc"
-sleep $((slow_ms / 1000 + 1))	# the old copy's COW write, if it was left running
-ce_dm acc2 "0 2048 cbw-access $guest"
-cbw_expect_eq "$p: read of the new snapshot" ok \
-	"$(ce_r "$(ce_dev acc2)" 0 $K64 "$work/out.bin")"
+read_new_snapshot 2048 $K64
 cbw_check "$p: the new snapshot holds the data of its own snapshot point" \
 	cmp -s "$work/out.bin" "$work/b.bin"
 ce_scope_end
@@ -116,13 +125,7 @@ cbw_expect_eq "$p: the write whose copy times out fails" ETIMEDOUT \
 reload_cow cow2 8192
 cbw_expect_eq "$p: a write to the second piece under the new snapshot" ok \
 	"$(ce_w "$guest" $MIB $K64 "$work/c.bin")"
-rc=0
-wait "$reload" || rc=$?
-cbw_expect_eq "$p: the reload succeeded" 0 "$rc"
-sleep $((slow_ms / 1000 + 1))	# the old copy's second piece, if left running
-ce_dm acc2 "0 8192 cbw-access $guest"
-cbw_expect_eq "$p: read of the new snapshot" ok \
-	"$(ce_r "$(ce_dev acc2)" 0 $((2 * MIB)) "$work/out.bin")"
+read_new_snapshot 8192 $((2 * MIB))
 cbw_check "$p: the new snapshot holds the chunk as it was at its point" \
 	ce_same "$work/out.bin" 0 "$base" 0 $((2 * MIB))
 ce_scope_end
