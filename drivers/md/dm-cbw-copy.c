@@ -247,7 +247,7 @@ static bool cbw_write_needs_nothing(struct cbw_snapshot *s, struct bio *bio)
 	return !atomic_read(&s->nr_frozen_reads);
 }
 
-static void cbw_job_arm(struct cbw_snapshot *s, struct cbw_copy_job *job);
+static void cbw_job_arm(struct cbw_copy_job *job);
 
 static enum cbw_route cbw_route(struct cbw_snapshot *s, struct bio *bio)
 {
@@ -261,7 +261,7 @@ static enum cbw_route cbw_route(struct cbw_snapshot *s, struct bio *bio)
 
 	/* @bio completes only once all of them have ended. */
 	for (i = 0; i < nr_jobs; i++)
-		cbw_job_arm(s, jobs[i]);
+		cbw_job_arm(jobs[i]);
 	return route;
 }
 
@@ -684,7 +684,10 @@ static bool cbw_job_get_resources(struct cbw_copy_job *job,
 
 static void cbw_job_finish(struct cbw_copy_job *job);
 
-/* Stop a job that timed out once the target is suspended. */
+/*
+ * Once the target is suspended no guest bio is in flight, so every job
+ * left is one that timed out or lost its writes: it starts no more I/O.
+ */
 static bool cbw_job_stopped(struct cbw_copy_job *job)
 {
 	return READ_ONCE(job->snap->stopping);
@@ -835,7 +838,7 @@ static void cbw_job_io_done(struct work_struct *work)
 }
 
 /* Start the copy of a job that has just claimed its chunks. */
-static void cbw_job_arm(struct cbw_snapshot *s, struct cbw_copy_job *job)
+static void cbw_job_arm(struct cbw_copy_job *job)
 {
 	if (!cbw_job_start_nowait(job))
 		queue_work(cbw_wq, &job->start_work);
