@@ -171,7 +171,11 @@ int cbw_dm_reload(const char *name, const struct cbw_target *t);
 int cbw_dm_suspend(const char *name, bool freeze);
 int cbw_dm_resume(const char *name);
 int cbw_dm_clear(const char *name);
-int cbw_dm_create(const char *name, const struct cbw_target *t, bool ro);
+/* Flags of cbw_dm_create(). */
+#define CBW_DM_RO	0x1	/* a read-only device */
+
+int cbw_dm_create(const char *name, const char *uuid,
+		  const struct cbw_target *t, unsigned int flags);
 int cbw_dm_remove(const char *name);
 int cbw_dm_for_each(int (*fn)(const char *name, void *ctx), void *ctx);
 const char *cbw_dm_last_error(void);

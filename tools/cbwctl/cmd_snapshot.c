@@ -210,7 +210,7 @@ static int cbw_create_access(const struct cbw_dev *dev,
 	cbw_devno(dev, devno);
 	snprintf(at.type, sizeof(at.type), "%s", DM_CBW_ACCESS_TARGET_NAME);
 	at.params = devno;
-	r = cbw_dm_create(name, &at, !rw);
+	r = cbw_dm_create(name, NULL, &at, rw ? 0 : CBW_DM_RO);
 	if (r)
 		return cbw_error("Cannot create access device '%s': %s", name,
 				 strerror(-r));

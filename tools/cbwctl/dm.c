@@ -311,13 +311,18 @@ int cbw_dm_clear(const char *name)
 	return cbw_dm_run(cbw_dm_task(DM_DEVICE_CLEAR, name));
 }
 
-/* Creates device @name with the one-line table @t and its node. */
-int cbw_dm_create(const char *name, const struct cbw_target *t, bool ro)
+/*
+ * Creates device @name with the one-line table @t and its node.  @uuid may be
+ * NULL; @flags are CBW_DM_* flags.
+ */
+int cbw_dm_create(const char *name, const char *uuid,
+		  const struct cbw_target *t, unsigned int flags)
 {
 	struct dm_task *dmt = cbw_dm_task(DM_DEVICE_CREATE, name);
 
 	if (dmt && (!cbw_dm_add_target(dmt, t) ||
-		    (ro && !dm_task_set_ro(dmt)))) {
+		    (uuid && !dm_task_set_uuid(dmt, uuid)) ||
+		    ((flags & CBW_DM_RO) && !dm_task_set_ro(dmt)))) {
 		dm_task_destroy(dmt);
 		return -ENOMEM;
 	}
