@@ -441,7 +441,7 @@ static void cbw_access_io_hints(struct dm_target *ti,
 
 static struct target_type cbw_access_target = {
 	.name = DM_CBW_ACCESS_TARGET_NAME,
-	.version = {1, 0, 0},
+	.version = {1, 1, 0},
 	.features = DM_TARGET_SINGLETON,
 	.module = THIS_MODULE,
 	.ctr = cbw_access_ctr,
