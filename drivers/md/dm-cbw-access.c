@@ -280,7 +280,7 @@ static int cbw_access_map_read(struct cbw_snapshot *s, struct bio *bio,
 		io->frozen_read.first = first;
 		io->frozen_read.last = end - 1;
 		list_add_tail(&io->frozen_read.node, &s->frozen_reads);
-		atomic_inc(&s->nr_frozen_reads);
+		cbw_frozen_add(s, &io->frozen_read, 1);
 		io->frozen = true;
 	}
 	spin_unlock_irq(&s->lock);
