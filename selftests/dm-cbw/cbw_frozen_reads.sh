@@ -18,12 +18,12 @@
 #    write to the copied chunk 100 in the same bucket completes, and the
 #    read still returns the point-in-time data of chunk 101.
 #
-# Environment: CBW_READ_DELAY_MS (default 3000).
+# Environment: CBW_READ_DELAY_MS (default 6000).
 
 . "$(dirname -- "$0")/lib.sh"
 
 chunk=8
-delay_ms=${CBW_READ_DELAY_MS:-3000}
+delay_ms=${CBW_READ_DELAY_MS:-6000}
 x=100
 y=101
 
@@ -79,6 +79,8 @@ w1=
 r1=
 cbw_bg w1 probe_to "$CBW_WORK/w1" --write --gen 1 "$guest" $((x * chunk)) "$chunk"
 wait_stat in_flight 1 || cbw_bail "the copy of chunk $x did not start within 60 s"
+# Half the delay: the read is held until well after the copy's read.
+sleep $((delay_ms / 2000))
 cbw_bg r1 probe_to "$CBW_WORK/r1" --check --gen 0 "$acc" $((x * chunk)) "$chunk"
 wait_stat copied 1 || cbw_bail "chunk $x was not copied within 60 s"
 if running "$r1"; then
@@ -101,7 +103,7 @@ cbw_check "the guest reads the second write in chunk $x" \
 # ---------------------------------------------------------------------------
 r2=
 cbw_bg r2 probe_to "$CBW_WORK/r2" --check --gen 0 "$acc" $((y * chunk)) "$chunk"
-sleep 1
+sleep $((delay_ms / 2000))
 cbw_expect_eq "a guest write to copied chunk $x while chunk $y is read" OK \
 	"$("$CBW_STRESS" probe --write --gen 3 "$guest" $((x * chunk)) "$chunk")"
 if running "$r2"; then
