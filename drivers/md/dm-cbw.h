@@ -56,7 +56,7 @@ struct cbw_device {
 
 	spinlock_t lock;		/* protects the fields below */
 	struct list_head targets;	/* attached cbw targets */
-	struct cbw_snapshot *snap;	/* published snapshot or NULL */
+	struct cbw_snapshot __rcu *snap; /* published snapshot or NULL */
 	u64 snap_seq;			/* sequence number of the last one */
 	sector_t len;			/* length of the newest cbw target */
 	sector_t chunk_sectors;		/* chunk size of the newest one */
