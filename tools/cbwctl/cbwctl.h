@@ -173,6 +173,11 @@ int cbw_dm_resume(const char *name);
 int cbw_dm_clear(const char *name);
 /* Flags of cbw_dm_create(). */
 #define CBW_DM_RO	0x1	/* a read-only device */
+#define CBW_DM_PRIVATE	0x2	/* kept from udev's disk rules and LVM's */
+
+/* Every device cbwctl creates has a DM UUID that starts with this. */
+#define CBW_DM_UUID_PREFIX	"CBW-"
+#define CBW_DM_UUID_LEN		129	/* DM_UUID_LEN: 128 and the NUL */
 
 int cbw_dm_create(const char *name, const char *uuid,
 		  const struct cbw_target *t, unsigned int flags);
