@@ -22,7 +22,8 @@
 #  3. "tab stop" refuses a device that is open or has a running snapshot,
 #     removes the others, and a second stop finds them inactive;
 #  4. make install puts the generator, cbw.target and cbwtab(5) under
-#     DESTDIR and prefix, and make uninstall removes them.
+#     DESTDIR and prefix, and make uninstall removes them; cbwtab(5)
+#     renders without warnings.
 
 . "$(dirname -- "$0")/lib.sh"
 
@@ -306,6 +307,13 @@ if [[ -f $CBWCTL_DIR/Makefile ]] && command -v make >/dev/null; then
 		"$(find "$root" -type f)"
 else
 	cbw_skip "make install" "no Makefile next to $CBWCTL"
+fi
+if command -v man >/dev/null && [[ -f $CBWCTL_DIR/cbwtab.5 ]]; then
+	page=$(MANWIDTH=80 man -l "$CBWCTL_DIR/cbwtab.5" 2>"$errf") || true
+	cbw_expect_eq "man -l cbwtab.5 renders without warnings" "CBWTAB(5)|" \
+		"${page%% *}|$(cat -- "$errf")"
+else
+	cbw_skip "man -l cbwtab.5 renders" "no man, or no cbwtab.5"
 fi
 
 cbw_done
