@@ -463,7 +463,6 @@ static int cbw_tab_load(const char *path, struct cbw_tab *tab, bool optional)
 
 	if (!r || (r == -ENOENT && optional))
 		return 0;
-	cbw_errno_error(r);
 	return cbw_error("Cannot read %s: %s", path, strerror(-r));
 }
 
