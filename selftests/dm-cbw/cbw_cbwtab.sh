@@ -260,6 +260,11 @@ cbw_expect_eq "start: a device with another table is an error" \
 	"1|cbwctl: $tab2:1: $a: exists with another table: '${ta%|*}', not '0 $(cbw_size "$origin1") cbw $(devno "$origin1") - 128' (remove it, or fix the line)" \
 	"$rc|$err"
 cbw_expect_eq "start: ... and it is left as it was" "$ta" "$(table "$a")"
+printf 'access-%s %s\n' "$a" "$origin1" >"$tab2"
+run tab start --tab "$tab2"
+cbw_expect_eq "start: a name that begins with access- is refused" \
+	"1|cbwctl: $tab2:1: name 'access-$a' must not begin with 'access-': CBW-access-... are the DM UUIDs of access devices" \
+	"$rc|$err"
 
 # ---------------------------------------------------------------------------
 # 3. tab stop

@@ -352,10 +352,13 @@ int cbw_img_decode_block(const uint8_t buf[CBW_IMG_BLOCK_SIZE],
 
 /* tab.c: the cbwtab file */
 #define CBW_TAB_PATH		"/etc/cbwtab"
-/* The DM UUID of a device made from a cbwtab line: CBW_UUID_PREFIX NAME. */
-#define CBW_UUID_PREFIX		"CBW-"
+/*
+ * Every device cbwctl creates has a DM UUID that starts with this; one made
+ * from a cbwtab line has CBW_DM_UUID_PREFIX NAME.
+ */
+#define CBW_DM_UUID_PREFIX	"CBW-"
 /* So that the DM UUID fits its 129 bytes. */
-#define CBW_TAB_NAME_MAX	(128 - (int)sizeof(CBW_UUID_PREFIX) + 1)
+#define CBW_TAB_NAME_MAX	(128 - (int)sizeof(CBW_DM_UUID_PREFIX) + 1)
 
 struct cbw_tab_bitmap {
 	char name[DM_CBW_NAME_LEN];

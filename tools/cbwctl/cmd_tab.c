@@ -333,10 +333,10 @@ static int cbw_tab_create(struct cbw_tab_report *rep,
 			  const struct cbw_tab_entry *e,
 			  const struct cbw_target *t)
 {
-	char uuid[CBW_DM_NAME_LEN + sizeof(CBW_UUID_PREFIX)];
+	char uuid[CBW_DM_NAME_LEN + sizeof(CBW_DM_UUID_PREFIX)];
 	int r;
 
-	snprintf(uuid, sizeof(uuid), "%s%s", CBW_UUID_PREFIX, e->name);
+	snprintf(uuid, sizeof(uuid), "%s%s", CBW_DM_UUID_PREFIX, e->name);
 	r = cbw_dm_create(e->name, uuid, t, 0);
 	if (r)
 		return cbw_tab_fail(rep, res, "cannot create the device '0 %llu %s %s': %s (the kernel log says why: dmesg | tail)",

@@ -26,6 +26,8 @@
 #define CBW_TAB_BLANKS		" \t\r\n"
 #define CBW_MIN_CHUNK		(DM_CBW_MIN_CHUNK_SECTORS * 512ULL)
 #define CBW_MAX_CHUNK		(1ULL << 30)
+/* CBW-access-NAME is the DM UUID of access devices: not for a cbw device. */
+#define CBW_TAB_RESERVED	"access-"
 
 /* Tags of ORIGIN and the /dev/disk directory of their udev links. */
 static const struct {
@@ -87,6 +89,10 @@ static int cbw_tab_set_name(struct cbw_tab_entry *e, const char *name)
 	if (strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, ".."))
 		return cbw_tab_bad(e, "'%s' is not a valid device-mapper name (no '/', not . or ..)",
 				   name);
+	if (!strncmp(name, CBW_TAB_RESERVED, strlen(CBW_TAB_RESERVED)))
+		return cbw_tab_bad(e, "name '%s' must not begin with '%s': %s%s... are the DM UUIDs of access devices",
+				   name, CBW_TAB_RESERVED, CBW_DM_UUID_PREFIX,
+				   CBW_TAB_RESERVED);
 	return 0;
 }
 
