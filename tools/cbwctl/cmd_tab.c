@@ -205,26 +205,36 @@ static int cbw_tab_origin_path(const struct cbw_tab_entry *e, char **path)
 	return *path ? 0 : -ENOENT;
 }
 
+/* MAJOR:MINOR of the device node of @e's origin: 0 or a negative errno. */
+static int cbw_tab_origin_devno(const struct cbw_tab_entry *e,
+				struct cbw_tab_origin *o, char **path)
+{
+	int r = cbw_tab_origin_path(e, path);
+
+	return r ? r : cbw_devno_of_path(*path, &o->major, &o->minor);
+}
+
+/*
+ * The origin of @e, as a device number, after the cbw and cbw-access
+ * devices above it, and its size.
+ */
 static int cbw_tab_find_origin(struct cbw_tab_report *rep,
 			       struct cbw_tab_result *res,
 			       const struct cbw_tab_entry *e,
 			       struct cbw_tab_origin *o)
 {
 	unsigned int hops = 0;
-	char *path;
+	char *path = NULL;
 	int r;
 
-	r = cbw_tab_origin_path(e, &path);
-	if (r == -ENOENT)
-		return cbw_tab_fail(rep, res, "no device has %s (see: blkid)",
-				    e->origin);
-	if (!r)
-		r = cbw_devno_of_path(path, &o->major, &o->minor);
-	if (r)
-		cbw_tab_fail(rep, res, "origin %s%s%s: %s", e->origin,
-			     path && strcmp(path, e->origin) ? " is " : "",
-			     path && strcmp(path, e->origin) ? path : "",
-			     r == -ENOTBLK ? "not a block device" : strerror(-r));
+	r = cbw_tab_origin_devno(e, o, &path);
+	if (r == -ENOENT && !path)
+		cbw_tab_fail(rep, res, "no device has %s (see: blkid)", e->origin);
+	else if (r == -ENOTBLK)
+		cbw_tab_fail(rep, res, "origin %s is not a block device", path);
+	else if (r)
+		cbw_tab_fail(rep, res, "origin %s: %s", path ? path : e->origin,
+			     strerror(-r));
 	free(path);
 	if (r)
 		return CBW_EXIT_FAIL;
@@ -486,9 +496,12 @@ static void cbw_tab_for_each(struct cbw_tab_report *rep, struct cbw_tab *tab,
 		return;
 	}
 	for (n = 0; n < nr_names; n++) {
-		for (i = 0, hits = 0; i < tab->nr; i++)
-			if (!strcmp(tab->entries[i].name, names[n]) && ++hits)
-				act(rep, &tab->entries[i]);
+		for (i = 0, hits = 0; i < tab->nr; i++) {
+			if (strcmp(tab->entries[i].name, names[n]))
+				continue;
+			act(rep, &tab->entries[i]);
+			hits++;
+		}
 		if (hits)
 			continue;
 		res = cbw_tab_result(rep, names[n], 0);

@@ -81,6 +81,9 @@ const char *cbw_tab_tag_dir(const char *origin, const char **value)
 /* A device-mapper name that "CBW-" + name fits a DM UUID. */
 static int cbw_tab_set_name(struct cbw_tab_entry *e, const char *name)
 {
+	unsigned int major, minor;
+	char tail;
+
 	snprintf(e->name, sizeof(e->name), "%.*s", (int)sizeof(e->name) - 1,
 		 name);
 	if (strlen(name) > CBW_TAB_NAME_MAX)
@@ -89,6 +92,9 @@ static int cbw_tab_set_name(struct cbw_tab_entry *e, const char *name)
 	if (strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, ".."))
 		return cbw_tab_bad(e, "'%s' is not a valid device-mapper name (no '/', not . or ..)",
 				   name);
+	/* cbwctl takes MAJOR:MINOR for a device number, not a name. */
+	if (sscanf(name, "%u:%u%c", &major, &minor, &tail) == 2)
+		return cbw_tab_bad(e, "name '%s' must not be MAJOR:MINOR", name);
 	if (!strncmp(name, CBW_TAB_RESERVED, strlen(CBW_TAB_RESERVED)))
 		return cbw_tab_bad(e, "name '%s' must not begin with '%s': %s%s... are the DM UUIDs of access devices",
 				   name, CBW_TAB_RESERVED, CBW_DM_UUID_PREFIX,
