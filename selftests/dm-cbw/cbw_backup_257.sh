@@ -28,7 +28,6 @@
 
 . "$(dirname -- "$0")/lib.sh"
 
-CBWCTL=${CBWCTL:-${CBW_TREE:-$CBW_SELFTEST_DIR/../..}/tools/cbwctl/cbwctl}
 BMQUERY=$CBW_SELFTEST_DIR/cbw-bmquery.py
 G=65536			# granularity, chunk size and copy size (bytes)
 C=$((G / 512))		# the same in sectors
@@ -36,7 +35,7 @@ origin=
 cow=
 cbw_setup 640
 cbw_require_cmds python3 dd cmp tr head blkdiscard
-[[ -x $CBWCTL ]] || cbw_bail "$CBWCTL is not built: run make -C tools/cbwctl"
+cbw_require_cbwctl
 cbw_have_target linear error || cbw_skip_all "dm-linear or dm-error is missing"
 "$CBWCTL" backup --help >/dev/null 2>&1 ||
 	cbw_bail "this cbwctl has no backup command"

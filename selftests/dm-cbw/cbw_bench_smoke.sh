@@ -13,8 +13,13 @@
 
 . "$(dirname -- "$0")/lib.sh"
 
-bench_dir=$CBW_SELFTEST_DIR/../../tools/bench
+tree=${CBW_TREE:-$CBW_SELFTEST_DIR/../..}
+bench_dir=$tree/tools/bench
 cbw_require_root
+# The bench and the cbwctl it runs are those of the dm-cbw tree: an
+# installed suite has neither.
+[[ -f $bench_dir/cbw-bench ]] ||
+	cbw_skip_all "no tools/bench: the bench runs from the dm-cbw tree"
 cbw_require_cmds fio dmsetup python3 modinfo
 cbw_require_cbw
 for m in brd dm-snapshot dm-zero; do
@@ -25,7 +30,7 @@ done
 if [[ -d /sys/module/brd ]] && ! rmmod brd 2>/dev/null; then
 	cbw_skip_all "brd is loaded and in use"
 fi
-[[ -x $CBW_SELFTEST_DIR/../../tools/cbwctl/cbwctl ]] ||
+[[ -x $tree/tools/cbwctl/cbwctl ]] ||
 	cbw_bail "tools/cbwctl/cbwctl is not built: run make"
 
 out=$(mktemp -d "${TMPDIR:-/tmp}/cbw-bench-smoke.XXXXXX")

@@ -17,12 +17,13 @@
 
 . "$(dirname -- "$0")/lib.sh"
 
-CBWCTL=${CBWCTL:-${CBW_TREE:-$CBW_SELFTEST_DIR/../..}/tools/cbwctl/cbwctl}
-MAN_PAGE=$(dirname -- "$CBWCTL")/cbwctl.8
 origin=
 cow=
 cbw_setup 200
-[[ -x $CBWCTL ]] || cbw_bail "$CBWCTL is not built: run make -C tools/cbwctl"
+cbw_require_cbwctl
+# The man page next to the tree's build, else the installed one.
+MAN_PAGE=$(dirname -- "$CBWCTL")/cbwctl.8
+[[ -f $MAN_PAGE ]] || MAN_PAGE=$(man -w cbwctl 2>/dev/null) || MAN_PAGE=
 cbw_loop_create origin 64
 cbw_loop_create cow 64
 name=$(cbw_name cbw)
@@ -529,7 +530,11 @@ fi
 # ---------------------------------------------------------------------------
 # The man page
 # ---------------------------------------------------------------------------
-if command -v man >/dev/null 2>&1; then
+if ! command -v man >/dev/null 2>&1; then
+	cbw_skip "man -l cbwctl.8 renders" "man is not installed"
+elif [[ -z $MAN_PAGE ]]; then
+	cbw_skip "man -l cbwctl.8 renders" "the cbwctl man page is not installed"
+else
 	page=$(MANWIDTH=80 man -l "$MAN_PAGE" 2>"$errf") || true
 	mapfile -t errl <"$errf"
 	case $page in
@@ -539,8 +544,6 @@ if command -v man >/dev/null 2>&1; then
 		cbw_info "man -l $MAN_PAGE gave:" "${page:0:300}" "${errl[@]}"
 		cbw_fail "man -l cbwctl.8 renders" ;;
 	esac
-else
-	cbw_skip "man -l cbwctl.8 renders" "man is not installed"
 fi
 
 cbw_done

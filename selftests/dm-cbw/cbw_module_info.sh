@@ -13,14 +13,13 @@
 
 . "$(dirname -- "$0")/lib.sh"
 
-CBWCTL=${CBWCTL:-$CBW_TREE/tools/cbwctl/cbwctl}
 C=128
 origin=
 cow=
 
 cbw_setup 64
 cbw_require_cmds python3
-[[ -x $CBWCTL ]] || cbw_bail "$CBWCTL is not built: run make -C tools/cbwctl"
+cbw_require_cbwctl
 cbw_kmsg_mark
 
 targets=$(dmsetup targets)

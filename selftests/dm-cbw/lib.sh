@@ -352,6 +352,26 @@ cbw_require_stress()
 		cbw_bail "$CBW_STRESS is not built: run make -C $CBW_SELFTEST_DIR"
 }
 
+# cbw_require_cbwctl: sets CBWCTL to the cbwctl under test. That is
+# $CBWCTL if set; else, when the suite runs from the dm-cbw tree ($CBW_TREE,
+# or the tree this directory sits in), the tree's build, which must exist;
+# else the cbwctl in PATH, as for an installed suite (kselftest_install.sh).
+# Without one the test is skipped.
+cbw_require_cbwctl()
+{
+	local tree=${CBW_TREE:-$CBW_SELFTEST_DIR/../..}
+
+	if [[ -z ${CBWCTL:-} ]]; then
+		if [[ -f $tree/tools/cbwctl/Makefile ]]; then
+			CBWCTL=$tree/tools/cbwctl/cbwctl
+		else
+			CBWCTL=$(command -v cbwctl) ||
+				cbw_skip_all "cbwctl is not installed (not in PATH)"
+		fi
+	fi
+	[[ -x $CBWCTL ]] || cbw_bail "$CBWCTL is not built: run make -C $(dirname -- "$CBWCTL")"
+}
+
 # cbw_setup [TMPFS_MIB]: common prerequisites and a private tmpfs in $CBW_WORK
 # for the sparse files behind the loop devices.
 cbw_setup()
