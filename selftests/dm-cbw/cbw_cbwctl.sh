@@ -21,9 +21,7 @@ origin=
 cow=
 cbw_setup 200
 cbw_require_cbwctl
-# The man page next to the tree's build, else the installed one.
-MAN_PAGE=$(dirname -- "$CBWCTL")/cbwctl.8
-[[ -f $MAN_PAGE ]] || MAN_PAGE=$(man -w cbwctl 2>/dev/null) || MAN_PAGE=
+MAN_PAGE=$(cbw_cbwctl_man_page)
 cbw_loop_create origin 64
 cbw_loop_create cow 64
 name=$(cbw_name cbw)

@@ -372,6 +372,18 @@ cbw_require_cbwctl()
 	[[ -x $CBWCTL ]] || cbw_bail "$CBWCTL is not built: run make -C $(dirname -- "$CBWCTL")"
 }
 
+# cbw_cbwctl_man_page: prints the path of the man page of $CBWCTL: the one
+# next to it (the tree's), else the installed one (maybe compressed: read
+# it with zcat -f); nothing if there is none.
+cbw_cbwctl_man_page()
+{
+	local page
+
+	page=$(dirname -- "$CBWCTL")/cbwctl.8
+	[[ -f $page ]] || page=$(man -w cbwctl 2>/dev/null) || page=
+	[[ -z $page ]] || printf '%s\n' "$page"
+}
+
 # cbw_setup [TMPFS_MIB]: common prerequisites and a private tmpfs in $CBW_WORK
 # for the sparse files behind the loop devices.
 cbw_setup()
