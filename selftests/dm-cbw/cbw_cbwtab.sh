@@ -27,12 +27,11 @@
 
 . "$(dirname -- "$0")/lib.sh"
 
-CBWCTL=${CBWCTL:-${CBW_TREE:-$CBW_SELFTEST_DIR/../..}/tools/cbwctl/cbwctl}
-CBWCTL_DIR=$(dirname -- "$CBWCTL")
 uuid=c0ffee00-1234-4bcd-8def-0123456789ab
 origin1='' origin2='' origin3='' cow=''
 cbw_setup 200
-[[ -x $CBWCTL ]] || cbw_bail "$CBWCTL is not built: run make -C tools/cbwctl"
+cbw_require_cbwctl
+CBWCTL_DIR=$(dirname -- "$CBWCTL")
 cbw_require_cmds jq mkfs.ext4 blkid
 cbw_loop_create origin1 16
 cbw_loop_create origin2 16

@@ -20,13 +20,12 @@
 
 . "$(dirname -- "$0")/lib.sh"
 
-CBWCTL=${CBWCTL:-${CBW_TREE:-$CBW_SELFTEST_DIR/../..}/tools/cbwctl/cbwctl}
 origin=
 cow=
 listener=
 cbw_setup 200
 cbw_require_cmds lvm python3
-[[ -x $CBWCTL ]] || cbw_bail "$CBWCTL is not built: run make -C tools/cbwctl"
+cbw_require_cbwctl
 cbw_loop_create origin 64
 cbw_loop_create cow 64
 name=$(cbw_name vm0)

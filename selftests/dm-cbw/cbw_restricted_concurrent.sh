@@ -26,7 +26,6 @@
 
 . "$(dirname -- "$0")/lib.sh"
 
-CBWCTL=${CBWCTL:-${CBW_TREE:-$CBW_SELFTEST_DIR/../..}/tools/cbwctl/cbwctl}
 chunk=8
 every=10
 size_mib=32
@@ -40,7 +39,7 @@ seed_opt=()
 origin=
 cow=
 cbw_setup $((3 * size_mib + 64))
-[[ -x $CBWCTL ]] || cbw_bail "$CBWCTL is not built: run make -C tools/cbwctl"
+cbw_require_cbwctl
 cbw_require_kmod dm-delay
 cbw_loop_create origin "$size_mib"
 cbw_loop_create cow "$size_mib"

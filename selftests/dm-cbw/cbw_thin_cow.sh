@@ -21,14 +21,13 @@
 
 . "$(dirname -- "$0")/lib.sh"
 
-CBWCTL=${CBWCTL:-${CBW_TREE:-$CBW_SELFTEST_DIR/../..}/tools/cbwctl/cbwctl}
 MIB=1048576
 pv=
 origin=
 cbw_setup 300
 cbw_require_cmds lvm thin_check timeout cmp
 cbw_require_kmod dm-thin-pool
-[[ -x $CBWCTL ]] || cbw_bail "$CBWCTL is not built: run make -C tools/cbwctl"
+cbw_require_cbwctl
 cbw_loop_create pv 96
 cbw_loop_create origin 64
 name=$(cbw_name vm0)
