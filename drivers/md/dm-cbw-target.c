@@ -46,6 +46,9 @@ struct cbw_c {
 	unsigned int timeout_ms;	/* cbw_timeout_ms, 0: no limit */
 	bool policy_set;
 	bool timeout_set;
+	const char *metadata_path;	/* metadata_dev, during the ctr */
+	struct dm_dev *metadata_dev;	/* NULL: no metadata device */
+	struct cbw_metadata *metadata;
 };
 
 /*
@@ -218,6 +221,20 @@ static int cbw_parse_timeout(struct cbw_c *c, struct dm_arg_set *as,
 	return 0;
 }
 
+/* metadata_dev <dev>: opened once all arguments are parsed. */
+static int cbw_parse_metadata_dev(struct cbw_c *c, struct dm_arg_set *as,
+				  unsigned int *argc, char **error)
+{
+	const char *arg = cbw_shift_value(as, argc);
+
+	if (!arg) {
+		*error = "metadata_dev needs a device";
+		return -EINVAL;
+	}
+	c->metadata_path = arg;
+	return 0;
+}
+
 static int cbw_parse_optional_arg(struct cbw_c *c, const char *arg,
 				  struct dm_arg_set *as, unsigned int *argc,
 				  char **error)
@@ -226,7 +243,17 @@ static int cbw_parse_optional_arg(struct cbw_c *c, const char *arg,
 	bool dup;
 	int r;
 
-	/* Every optional argument is about the snapshot: all need a COW. */
+	if (!strcasecmp(arg, "metadata_dev")) {
+		dup = c->metadata_path;
+		r = cbw_parse_metadata_dev(c, as, argc, error);
+		if (!r && dup) {
+			*error = "Duplicate optional argument";
+			return -EINVAL;
+		}
+		return r;
+	}
+
+	/* The other optional arguments are about the snapshot: need a COW. */
 	if (!strcasecmp(arg, "snapshot_bitmap")) {
 		dup = c->snap_bitmap_name[0];
 		r = cbw_parse_bitmap_arg(c->snap_bitmap_name, as, argc, error);
@@ -283,6 +310,41 @@ static int cbw_parse_optional_args(struct cbw_c *c, struct dm_arg_set *as,
 	if (as->argc) {
 		*error = "Invalid argument count";
 		return -EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * The metadata device must be formatted for this origin (cbwctl metadata
+ * format); it is never formatted here, so that a wrong device is refused
+ * rather than overwritten.
+ */
+static int cbw_open_metadata(struct cbw_c *c)
+{
+	struct dm_target *ti = c->ti;
+	struct block_device *bdev;
+	int r;
+
+	if (!c->metadata_path)
+		return 0;
+	r = dm_get_device(ti, c->metadata_path, dm_table_get_mode(ti->table),
+			  &c->metadata_dev);
+	c->metadata_path = NULL;
+	if (r) {
+		ti->error = "Error opening metadata device";
+		return r;
+	}
+	bdev = c->metadata_dev->bdev;
+	if (bdev == c->origin->bdev || (c->cow && bdev == c->cow->bdev)) {
+		ti->error = "Metadata device must differ from the origin and COW devices";
+		return -EINVAL;
+	}
+	c->metadata = cbw_metadata_open(bdev, bdev_nr_sectors(c->origin->bdev),
+					&ti->error);
+	if (IS_ERR(c->metadata)) {
+		r = PTR_ERR(c->metadata);
+		c->metadata = NULL;
+		return r;
 	}
 	return 0;
 }
@@ -400,6 +462,10 @@ static void cbw_destroy(struct cbw_c *c)
 	}
 	if (c->dev)
 		cbw_device_detach(c->dev, &c->dev_node);
+	if (c->metadata)
+		cbw_metadata_close(c->metadata);
+	if (c->metadata_dev)
+		dm_put_device(c->ti, c->metadata_dev);
 	if (c->cow)
 		dm_put_device(c->ti, c->cow);
 	if (c->origin)
@@ -444,6 +510,7 @@ static int cbw_attach(struct cbw_c *c)
  *   freeze_bitmap <name>
  *   on_cbw_error break_guest_write|break_snapshot
  *   cbw_timeout_ms <milliseconds, 0: no limit>
+ *   metadata_dev <dev>
  */
 static int cbw_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 {
@@ -475,6 +542,9 @@ static int cbw_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		goto bad;
 	dm_consume_args(&as, 3);
 	r = cbw_parse_optional_args(c, &as, &ti->error);
+	if (r)
+		goto bad;
+	r = cbw_open_metadata(c);
 	if (r)
 		goto bad;
 
@@ -693,6 +763,8 @@ static void cbw_status_table_args(struct cbw_c *c, char *result,
 		n += 2;
 	if (c->timeout_ms)
 		n += 2;
+	if (c->metadata_dev)
+		n += 2;
 	if (n)
 		DMEMIT(" %u", n);
 	if (c->snap_bitmap_name[0])
@@ -703,6 +775,8 @@ static void cbw_status_table_args(struct cbw_c *c, char *result,
 		DMEMIT(" on_cbw_error %s", cbw_policy_name(c->policy));
 	if (c->timeout_ms)
 		DMEMIT(" cbw_timeout_ms %u", c->timeout_ms);
+	if (c->metadata_dev)
+		DMEMIT(" metadata_dev %s", c->metadata_dev->name);
 	*size = sz;
 }
 
@@ -732,8 +806,11 @@ static void cbw_status(struct dm_target *ti, status_type_t type,
 			DMEMIT(",snapshot_bitmap=%s", c->snap_bitmap_name);
 		if (c->freeze_bitmap_name[0])
 			DMEMIT(",freeze_bitmap=%s", c->freeze_bitmap_name);
-		DMEMIT(",on_cbw_error=%s,cbw_timeout_ms=%u;",
+		DMEMIT(",on_cbw_error=%s,cbw_timeout_ms=%u",
 		       cbw_policy_name(c->policy), c->timeout_ms);
+		if (c->metadata_dev)
+			DMEMIT(",metadata_dev=%s", c->metadata_dev->name);
+		DMEMIT(";");
 		break;
 	}
 }
@@ -765,7 +842,7 @@ static void cbw_io_hints(struct dm_target *ti, struct queue_limits *limits)
 
 static struct target_type cbw_target = {
 	.name = DM_CBW_TARGET_NAME,
-	.version = {1, 3, 0},
+	.version = {1, 4, 0},
 	.features = DM_TARGET_SINGLETON,
 	.module = THIS_MODULE,
 	.ctr = cbw_ctr,
@@ -834,6 +911,6 @@ module_exit(dm_cbw_exit);
 
 MODULE_DESCRIPTION(DM_NAME " copy-before-write target with snapshot access");
 MODULE_AUTHOR("The dm-cbw developers");
-MODULE_VERSION("1.3.0");
+MODULE_VERSION("1.4.0");
 MODULE_LICENSE("GPL");
 MODULE_ALIAS("dm-cbw-access");

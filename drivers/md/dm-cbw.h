@@ -284,6 +284,27 @@ void cbw_bitmap_freeze(struct cbw_device *dev, struct cbw_dirty_bitmap *bm,
 void cbw_bitmap_thaw(struct cbw_device *dev, struct cbw_dirty_bitmap *bm,
 		     bool merge);
 
+/*
+ * The metadata device of a cbw table, read through a dm-bufio client of
+ * its own: what its superblock says (see <uapi/linux/dm-cbw-metadata.h>).
+ */
+struct cbw_metadata {
+	struct block_device *bdev;
+	struct dm_bufio_client *bufio;
+	u8 uuid[16];
+	sector_t origin_sectors;	/* the origin it was formatted for */
+	u64 nr_blocks;			/* blocks of the format */
+	u64 region_sectors;		/* write-intent region size */
+	u64 intent_blocks;
+	u64 bitmap_block;		/* first block of the bitmap area */
+	bool in_use;			/* the superblock says in use */
+};
+
+/* dm-cbw-metadata.c */
+struct cbw_metadata *cbw_metadata_open(struct block_device *bdev,
+				       sector_t origin_sectors, char **error);
+void cbw_metadata_close(struct cbw_metadata *md);
+
 /* dm-cbw-ctl.c */
 int cbw_ctl_init(void);
 void cbw_ctl_exit(void);
