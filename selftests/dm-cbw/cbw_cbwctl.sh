@@ -438,7 +438,7 @@ expect_line "snapshot info: COW device" "^COW device: +$cow_devno\$"
 expect_line "snapshot info: access device" "^access devices: +/dev/mapper/$acc_name\$"
 expect_ok "snapshot info --json" --json snapshot info "$name"
 json_is "snapshot info as JSON: all keys" 'keys_unsorted | join(",")' \
-	"device,state,error,chunk_size,chunks_total,chunks_to_copy,chunks_copied,chunks_accessible,copies_in_flight,copies_failed,copies_timed_out,cow,bitmap,freeze_bitmap,on_cbw_error,cbw_timeout_ms,access_devices"
+	"device,state,error,chunk_size,chunks_total,chunks_to_copy,chunks_copied,chunks_accessible,copies_in_flight,copies_failed,copies_timed_out,cow,bitmap,freeze_bitmap,on_cbw_error,cbw_timeout_ms,metadata_dev,access_devices"
 json_is "counters add up" \
 	'.chunks_to_copy + .chunks_copied + .copies_in_flight == .chunks_total' true
 expect_ok "snapshot access-map" snapshot access-map "$name"

@@ -97,6 +97,8 @@ extern const struct cbw_cmd cbw_other_cmds[];
 extern const struct cbw_cmd cbw_backup_cmds[];
 extern const struct cbw_cmd cbw_backup_cmd;
 extern const struct cbw_cmd cbw_restore_cmd;
+/* cmd_metadata.c */
+extern const struct cbw_cmd cbw_metadata_cmds[];
 
 /* output.c: messages */
 int cbw_error(const char *fmt, ...) __printf(1, 2);
@@ -132,6 +134,7 @@ void cbw_json_i64(const char *key, int64_t value);
 void cbw_json_bool(const char *key, bool value);
 void cbw_json_null(const char *key);
 void cbw_json_set_compact(bool compact);
+void cbw_json_result_printed(void);
 
 /* output.c: progress on a terminal */
 void cbw_progress(const char *what, uint64_t done, uint64_t total);

@@ -110,6 +110,8 @@ static void cbw_print_help(void)
 	cbw_print_cmd_entry(&cbw_backup_cmd);
 	cbw_print_cmd_list(cbw_backup_cmds);
 	cbw_print_cmd_entry(&cbw_restore_cmd);
+	printf("\nMetadata device commands:\n");
+	cbw_print_cmd_list(cbw_metadata_cmds);
 	printf("\nOther commands:\n");
 	cbw_print_cmd_list(cbw_other_cmds);
 	printf("  cbwctl help [COMMAND [SUBCOMMAND]]\n"
@@ -310,6 +312,7 @@ static const struct cbw_group cbw_groups[] = {
 	{ "bitmap", cbw_bitmap_cmds },
 	{ "snapshot", cbw_snapshot_cmds },
 	{ "backup", cbw_backup_cmds },
+	{ "metadata", cbw_metadata_cmds },
 	{ NULL, NULL },
 };
 
