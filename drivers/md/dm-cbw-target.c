@@ -48,7 +48,6 @@ struct cbw_c {
 	bool timeout_set;
 	const char *metadata_path;	/* metadata_dev, during the ctr */
 	struct dm_dev *metadata_dev;	/* NULL: no metadata device */
-	struct cbw_metadata *metadata;
 };
 
 /*
@@ -314,11 +313,6 @@ static int cbw_parse_optional_args(struct cbw_c *c, struct dm_arg_set *as,
 	return 0;
 }
 
-/*
- * The metadata device must be formatted for this origin (cbwctl metadata
- * format); it is never formatted here, so that a wrong device is refused
- * rather than overwritten.
- */
 static int cbw_open_metadata(struct cbw_c *c)
 {
 	struct dm_target *ti = c->ti;
@@ -339,14 +333,28 @@ static int cbw_open_metadata(struct cbw_c *c)
 		ti->error = "Metadata device must differ from the origin and COW devices";
 		return -EINVAL;
 	}
-	c->metadata = cbw_metadata_open(bdev, bdev_nr_sectors(c->origin->bdev),
-					&ti->error);
-	if (IS_ERR(c->metadata)) {
-		r = PTR_ERR(c->metadata);
-		c->metadata = NULL;
-		return r;
-	}
 	return 0;
+}
+
+/*
+ * The metadata device must be formatted for this origin (cbwctl metadata
+ * format); it is never formatted here, so that a wrong device is refused
+ * rather than overwritten.  The first table that names it attaches it to
+ * the device, with its persistent bitmaps; later tables must name it too.
+ */
+static int cbw_attach_metadata(struct cbw_c *c)
+{
+	struct dm_target *ti = c->ti;
+
+	if (!c->metadata_dev) {
+		if (!READ_ONCE(c->dev->metadata))
+			return 0;
+		ti->error = "The device has a metadata device: the table must name it";
+		return -EINVAL;
+	}
+	return cbw_metadata_attach(c->dev, c->metadata_dev->bdev,
+				   bdev_nr_sectors(c->origin->bdev),
+				   &ti->error);
 }
 
 /* The snapshot bitmap must exist now; it stays busy until it is used. */
@@ -358,6 +366,12 @@ static int cbw_hold_snapshot_bitmap(struct cbw_c *c)
 		return 0;
 	mutex_lock(&dev->bitmaps_lock);
 	c->snap_bitmap = cbw_bitmap_find(dev, c->snap_bitmap_name);
+	if (c->snap_bitmap && c->snap_bitmap->inconsistent) {
+		mutex_unlock(&dev->bitmaps_lock);
+		c->snap_bitmap = NULL;
+		c->ti->error = "Dirty bitmap is inconsistent";
+		return -EUCLEAN;
+	}
 	if (c->snap_bitmap)
 		c->snap_bitmap->busy++;
 	mutex_unlock(&dev->bitmaps_lock);
@@ -395,6 +409,9 @@ static int cbw_hold_freeze_bitmap(struct cbw_c *c)
 	if (!bm) {
 		c->ti->error = "Dirty bitmap not found";
 		r = -ENOENT;
+	} else if (bm->inconsistent) {
+		c->ti->error = "Dirty bitmap is inconsistent";
+		r = -EUCLEAN;
 	} else if (cbw_bitmap_successor(dev, bm)) {
 		c->ti->error = "Dirty bitmap is already frozen";
 		r = -EBUSY;
@@ -462,8 +479,6 @@ static void cbw_destroy(struct cbw_c *c)
 	}
 	if (c->dev)
 		cbw_device_detach(c->dev, &c->dev_node);
-	if (c->metadata)
-		cbw_metadata_close(c->metadata);
 	if (c->metadata_dev)
 		dm_put_device(c->ti, c->metadata_dev);
 	if (c->cow)
@@ -553,6 +568,9 @@ static int cbw_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		ti->error = "Cannot allocate device state";
 		goto bad;
 	}
+	r = cbw_attach_metadata(c);
+	if (r)
+		goto bad;
 	r = cbw_hold_snapshot_bitmap(c);
 	if (r)
 		goto bad;
@@ -674,6 +692,7 @@ static int cbw_preresume(struct dm_target *ti)
 	if (c->snap)
 		cbw_copy_restart(c->snap);
 	c->started = true;
+	cbw_metadata_start_writeback(c->dev);
 	if (cbw_device_publish(c->dev, c->snap, ti->len, c->chunk_sectors,
 			       cbw_logical_block_size(c)))
 		dm_table_event(ti->table);
@@ -692,6 +711,9 @@ static void cbw_postsuspend(struct dm_target *ti)
 
 	if (c->snap)
 		cbw_copy_stop(c->snap);
+	/* The bits of every completed write, before the suspend ends. */
+	cbw_metadata_stop_writeback(c->dev);
+	cbw_metadata_writeback(c->dev);
 }
 
 /*
@@ -869,6 +891,10 @@ static int __init dm_cbw_init(void)
 	if (r)
 		return r;
 
+	r = cbw_metadata_init();
+	if (r)
+		goto bad_metadata;
+
 	r = cbw_ctl_init();
 	if (r) {
 		DMERR("control device registration failed: %d", r);
@@ -893,6 +919,8 @@ bad_access:
 bad_cbw:
 	cbw_ctl_exit();
 bad_ctl:
+	cbw_metadata_exit();
+bad_metadata:
 	cbw_copy_exit();
 	return r;
 }
@@ -902,6 +930,7 @@ static void __exit dm_cbw_exit(void)
 	cbw_access_unregister();
 	dm_unregister_target(&cbw_target);
 	cbw_ctl_exit();
+	cbw_metadata_exit();
 	cbw_copy_exit();
 	cbw_devices_exit();
 }
