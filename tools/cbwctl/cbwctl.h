@@ -27,7 +27,7 @@
 
 #include <linux/dm-cbw.h>
 
-#define CBWCTL_VERSION		"1.1.0"
+#define CBWCTL_VERSION		"1.2.0"
 
 #define ARRAY_SIZE(a)		(sizeof(a) / sizeof((a)[0]))
 #define __printf(a, b)		__attribute__((format(printf, a, b)))
@@ -114,7 +114,7 @@ const char *cbw_format_size(uint64_t bytes, char buf[CBW_SIZE_BUF]);
 bool cbw_is_power_of_2(uint64_t v);
 
 /* output.c: aligned tables */
-#define CBW_TABLE_MAX_COLS	8
+#define CBW_TABLE_MAX_COLS	16
 struct cbw_table;
 struct cbw_table *cbw_table_new(unsigned int nr_cols, const char *const *head);
 void cbw_table_add(struct cbw_table *t, const char *const *cells);
@@ -361,6 +361,7 @@ enum {
 	CBW_OPT_BATCH,
 	CBW_OPT_GRANULARITY,
 	CBW_OPT_DISABLED,
+	CBW_OPT_PERSISTENT,
 	CBW_OPT_COW,
 	CBW_OPT_CHUNK,
 	CBW_OPT_BITMAP,

@@ -257,6 +257,11 @@ static int cbw_validate_bitmap(const struct cbw_cmd *cmd,
 	if (info->status & DM_CBW_BITMAP_BUSY)
 		return cbw_error("%s: Bitmap '%s' is currently in use by another operation and cannot be used",
 				 cbw_cmd_title(cmd, title), o->bitmap);
+	if (info->status & DM_CBW_BITMAP_INCONSISTENT) {
+		cbw_errno_error(-EUCLEAN);
+		return cbw_error("%s: Bitmap '%s' is inconsistent and cannot be used",
+				 cbw_cmd_title(cmd, title), o->bitmap);
+	}
 	if (cbw_is(o->sync, "none"))
 		return cbw_backup_invalid(cmd, "sync mode '%s' does not produce meaningful bitmap outputs",
 					  o->sync);

@@ -523,6 +523,8 @@ static int cbw_start_preflight(const struct cbw_dev *dev,
 		return cbw_error("The COW device cannot be the cbw device itself");
 	if (o->snap.bitmap) {
 		r = cbw_ctl_query(dev, o->snap.bitmap, &info);
+		if (!r && info.status & DM_CBW_BITMAP_INCONSISTENT)
+			r = -EUCLEAN;
 		if (r)
 			return cbw_bitmap_error(r, dev, o->snap.bitmap);
 	}
@@ -871,6 +873,7 @@ static const struct {
 	{ DM_CBW_FEATURE_BITMAPS, "bitmaps" },
 	{ DM_CBW_FEATURE_SNAPSHOT_BITMAP, "snapshot_bitmap" },
 	{ DM_CBW_FEATURE_FREEZE, "freeze" },
+	{ DM_CBW_FEATURE_PERSISTENT, "persistent" },
 };
 
 static void cbw_version_print(const struct dm_cbw_version *v)
