@@ -276,6 +276,7 @@ struct cbw_job {
 	uint64_t chunk;
 	uint64_t size;			/* of the device */
 	uint64_t granularity;		/* of the bitmap, 0 for none */
+	uint64_t generation;		/* of the bitmap at begin, 0: none */
 	char state[16];			/* begun, copied, failed */
 	uint64_t fail_offset;
 	uint64_t error;			/* errno of the failure */
@@ -322,6 +323,7 @@ struct cbw_img_header {
 	uint32_t sync;
 	uint32_t flags;
 	char bitmap[DM_CBW_NAME_LEN];
+	uint64_t generation;		/* of the bitmap, 0: none */
 };
 
 struct cbw_img_record {
@@ -362,6 +364,8 @@ enum {
 	CBW_OPT_GRANULARITY,
 	CBW_OPT_DISABLED,
 	CBW_OPT_PERSISTENT,
+	CBW_OPT_BASE,
+	CBW_OPT_FORCE_BASE,
 	CBW_OPT_COW,
 	CBW_OPT_CHUNK,
 	CBW_OPT_BITMAP,
