@@ -15,8 +15,9 @@
 #   make bench        dm-cbw against dm-linear and dm-snapshot in the VM
 #                     (BENCH_SECONDS=1 for a quick run; see tools/bench/run)
 #   make lint         checkpatch --strict, sparse and a W=1 build
-#   make install      install the module for KVER (depmod), cbwctl and its
-#                     man page (prefix, default /usr/local)
+#   make install      install the module for KVER (depmod), cbwctl, its man
+#                     pages, the cbwtab generator and cbw.target (prefix,
+#                     default /usr/local; DESTDIR)
 #   make uninstall    remove what make install installed
 #   make check-fresh  make demo in a fresh clone of HEAD (tools/fresh-clone-check)
 

@@ -56,7 +56,7 @@ struct cbw_device {
 
 	spinlock_t lock;		/* protects the fields below */
 	struct list_head targets;	/* attached cbw targets */
-	struct cbw_snapshot *snap;	/* published snapshot or NULL */
+	struct cbw_snapshot __rcu *snap; /* published snapshot or NULL */
 	u64 snap_seq;			/* sequence number of the last one */
 	sector_t len;			/* length of the newest cbw target */
 	sector_t chunk_sectors;		/* chunk size of the newest one */
@@ -184,6 +184,8 @@ struct cbw_copy_job {
  *   untracked: to_copy and done clear, no job (discarded or not in the
  *              snapshot); writes pass without copying
  * and readable through the access device while its access bit is set.
+ * A chunk that is copied or untracked is settled: it never needs a copy
+ * again, so writes to it only wait for snapshot reads of the origin.
  */
 struct cbw_snapshot {
 	struct cbw_device *dev;
@@ -201,6 +203,7 @@ struct cbw_snapshot {
 	unsigned long *to_copy;
 	unsigned long *done;
 	unsigned long *access;
+	unsigned long *settled;		/* read without s->lock; only set */
 	unsigned long nr_to_copy;
 	unsigned long nr_copied;
 	unsigned long nr_accessible;
@@ -229,7 +232,8 @@ struct cbw_snapshot {
 	unsigned long nr_returns;	/* buffers and bios given back */
 
 	struct list_head frozen_reads;	/* access reads served by the origin */
-	atomic_t nr_frozen_reads;
+	atomic_t *frozen_buckets;	/* frozen reads over each bucket */
+	unsigned int bucket_shift;	/* chunks per bucket, log2 */
 	struct bio_list read_waiters;	/* writes waiting for frozen reads */
 	struct bio_list throttled;	/* writes waiting for a free job */
 	struct bio_list deferred;	/* writes to route again */
@@ -362,10 +366,16 @@ void cbw_snapshot_destroy(struct cbw_snapshot *s);
 struct cbw_copy_buf *cbw_buf_alloc_pages(unsigned int nr_pages, gfp_t gfp);
 void cbw_buf_free_pages(struct cbw_copy_buf *buf);
 void cbw_snapshot_restrict(struct cbw_snapshot *s, struct cbw_dirty_bitmap *bm);
-bool cbw_chunks_copied(struct cbw_snapshot *s, unsigned long first,
-		       unsigned long last);
 bool cbw_chunks_accessible(struct cbw_snapshot *s, unsigned long first,
 			   unsigned long last);
+bool cbw_chunks_settled(struct cbw_snapshot *s, unsigned long first,
+			unsigned long last);
+void cbw_chunks_settle(struct cbw_snapshot *s, unsigned long first,
+		       unsigned long last);
+void cbw_frozen_add(struct cbw_snapshot *s, struct cbw_frozen_read *fr,
+		    int delta);
+bool cbw_frozen_any(struct cbw_snapshot *s, unsigned long first,
+		    unsigned long last);
 void cbw_chunks_drop(struct cbw_snapshot *s, unsigned long first,
 		     unsigned long last);
 const char *cbw_state_name(enum dm_cbw_snapshot_state state);

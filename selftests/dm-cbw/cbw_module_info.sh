@@ -3,7 +3,7 @@
 #
 # The versions and the IMA measurement of dm-cbw are as documented.
 #
-# Proves that "dmsetup targets" lists cbw 1.4.0 and cbw-access 1.0.0, that
+# Proves that "dmsetup targets" lists cbw 1.4.0 and cbw-access 1.1.0, that
 # the module carries its version (1.4.0) and author, and that the IMA
 # measurement of a cbw table (device-mapper critical data) is the
 # documented line: target version 1.4.0, the bitmap arguments when they
@@ -26,7 +26,7 @@ cbw_kmsg_mark
 targets=$(dmsetup targets)
 cbw_expect_eq "dmsetup targets: cbw v1.4.0" "v1.4.0" \
 	"$(awk '$1 == "cbw" { print $2 }' <<<"$targets")"
-cbw_expect_eq "dmsetup targets: cbw-access v1.0.0" "v1.0.0" \
+cbw_expect_eq "dmsetup targets: cbw-access v1.1.0" "v1.1.0" \
 	"$(awk '$1 == "cbw-access" { print $2 }' <<<"$targets")"
 
 if [[ -n ${CBW_MODULE:-} && -f $CBW_MODULE ]] && command -v modinfo >/dev/null; then

@@ -504,6 +504,14 @@ cbw_dm_remove()
 	return 1
 }
 
+# cbw_dm_adopt NAME: another tool (cbwctl) created NAME; remove it at
+# cleanup (or earlier with cbw_dm_remove), like a device of cbw_dm_create.
+cbw_dm_adopt()
+{
+	_cbw_dm_live[$1]=1
+	cbw_defer cbw_dm_remove "$1"
+}
+
 # cbw_dm_forget NAME: the test removed NAME itself (e.g. with a plain
 # dmsetup remove).
 cbw_dm_forget()

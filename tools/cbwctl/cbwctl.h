@@ -10,6 +10,8 @@
  *   backup_copy.c   the copy of "backup run"
  *   job.c           the state file of a backup job
  *   cmd_restore.c   "cbwctl restore"
+ *   cmd_tab.c       "cbwctl tab ...": cbwtab devices and their systemd units
+ *   tab.c           the cbwtab file
  *   imgfile.c       the extents file format of backups, CRC-32
  *   ctl.c           ioctls of /dev/dm-cbw-control
  *   dm.c            device-mapper operations through libdevmapper
@@ -97,6 +99,7 @@ extern const struct cbw_cmd cbw_other_cmds[];
 extern const struct cbw_cmd cbw_backup_cmds[];
 extern const struct cbw_cmd cbw_backup_cmd;
 extern const struct cbw_cmd cbw_restore_cmd;
+extern const struct cbw_cmd cbw_tab_cmds[];
 /* cmd_metadata.c */
 extern const struct cbw_cmd cbw_metadata_cmds[];
 
@@ -176,6 +179,11 @@ int cbw_dm_resume(const char *name);
 int cbw_dm_clear(const char *name);
 /* Flags of cbw_dm_create(). */
 #define CBW_DM_RO	0x1	/* a read-only device */
+#define CBW_DM_PRIVATE	0x2	/* kept from udev's disk rules and LVM's */
+
+/* Every device cbwctl creates has a DM UUID that starts with this. */
+#define CBW_DM_UUID_PREFIX	"CBW-"
+#define CBW_DM_UUID_LEN		129	/* DM_UUID_LEN: 128 and the NUL */
 
 int cbw_dm_create(const char *name, const char *uuid,
 		  const struct cbw_target *t, unsigned int flags);
@@ -352,6 +360,47 @@ int cbw_img_decode_block(const uint8_t buf[CBW_IMG_BLOCK_SIZE],
 			 struct cbw_img_record *rec,
 			 struct cbw_img_trailer *tr);
 
+/* tab.c: the cbwtab file */
+#define CBW_TAB_PATH		"/etc/cbwtab"
+/* A device made from a cbwtab line has the DM UUID CBW_DM_UUID_PREFIX NAME. */
+/* So that the DM UUID fits its 129 bytes. */
+#define CBW_TAB_NAME_MAX	(128 - (int)sizeof(CBW_DM_UUID_PREFIX) + 1)
+
+struct cbw_tab_bitmap {
+	char name[DM_CBW_NAME_LEN];
+	uint64_t granularity;
+};
+
+/* One line of a cbwtab: a device, or the error that makes it unusable. */
+struct cbw_tab_entry {
+	unsigned int line;
+	char name[CBW_DM_NAME_LEN];
+	char origin[1024];		/* an absolute path or TAG=value */
+	uint64_t chunk;			/* bytes */
+	bool noauto;
+	bool nofail;
+	unsigned int nr_bitmaps;
+	struct cbw_tab_bitmap bitmaps[DM_CBW_MAX_BITMAPS];
+	char error[256];		/* empty: the line is good */
+};
+
+struct cbw_tab {
+	const char *path;
+	unsigned int nr;
+	unsigned int cap;
+	struct cbw_tab_entry *entries;
+};
+
+const char *cbw_tab_path(const char *opt);
+int cbw_tab_read(const char *path, struct cbw_tab *tab);
+void cbw_tab_free(struct cbw_tab *tab);
+const char *cbw_tab_tag_dir(const char *origin, const char **value);
+
+/* tab_units.c: the systemd units of a cbwtab */
+int cbw_tab_write_unit(const char *dir, const struct cbw_tab *tab,
+		       const struct cbw_tab_entry *e, const char *exe);
+int cbw_tab_write_target_link(const char *dir);
+
 /* io helpers (imgfile.c): whole transfers, 0 or a negative errno */
 int cbw_pread_full(int fd, void *buf, size_t len, uint64_t off);
 int cbw_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
@@ -383,6 +432,7 @@ enum {
 	CBW_OPT_TO,
 	CBW_OPT_ALLOW_PARTIAL,
 	CBW_OPT_MERGE,
+	CBW_OPT_TAB,
 };
 
 #endif /* CBWCTL_H */

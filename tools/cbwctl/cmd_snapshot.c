@@ -210,18 +210,39 @@ static int cbw_find_access(const struct cbw_dev *dev, struct cbw_access_list *l)
 	return 0;
 }
 
+#define CBW_ACCESS_UUID_PREFIX	CBW_DM_UUID_PREFIX "access-"
+/* The longest access device name whose UUID fits: 117. */
+#define CBW_ACCESS_NAME_MAX \
+	((int)(CBW_DM_UUID_LEN - sizeof(CBW_ACCESS_UUID_PREFIX)))
+
+/*
+ * The DM UUID of access device @name, CBW-access-NAME: unique as the name
+ * is, and one pattern for udev rules.  -ENAMETOOLONG past 128 characters.
+ */
+static int cbw_access_uuid(const char *name, char uuid[CBW_DM_UUID_LEN])
+{
+	int n = snprintf(uuid, CBW_DM_UUID_LEN, "%s%s", CBW_ACCESS_UUID_PREFIX,
+			 name);
+
+	return n < CBW_DM_UUID_LEN ? 0 : -ENAMETOOLONG;
+}
+
+/* A snapshot image: private, so that it never stands in for the origin. */
 static int cbw_create_access(const struct cbw_dev *dev,
 			     const struct cbw_target *t, const char *name,
 			     bool rw)
 {
 	struct cbw_target at = { .start = 0, .length = t->length };
-	char devno[CBW_DEVNO_LEN];
+	char devno[CBW_DEVNO_LEN], uuid[CBW_DM_UUID_LEN];
 	int r;
 
 	cbw_devno(dev, devno);
 	snprintf(at.type, sizeof(at.type), "%s", DM_CBW_ACCESS_TARGET_NAME);
 	at.params = devno;
-	r = cbw_dm_create(name, NULL, &at, rw ? 0 : CBW_DM_RO);
+	r = cbw_access_uuid(name, uuid);
+	if (!r)
+		r = cbw_dm_create(name, uuid, &at,
+				  CBW_DM_PRIVATE | (rw ? 0 : CBW_DM_RO));
 	if (r)
 		return cbw_error("Cannot create access device '%s': %s", name,
 				 strerror(-r));
@@ -502,7 +523,7 @@ static int cbw_start_preflight(const struct cbw_dev *dev,
 			       const char *cow)
 {
 	struct dm_cbw_bitmap_info info;
-	char devno[CBW_DEVNO_LEN];
+	char devno[CBW_DEVNO_LEN], uuid[CBW_DM_UUID_LEN];
 	struct cbw_dev other;
 	int r;
 
@@ -531,6 +552,10 @@ static int cbw_start_preflight(const struct cbw_dev *dev,
 	if (o->access && !cbw_dm_lookup(o->access, &other))
 		return cbw_error("Device '%s' already exists: choose another --access name",
 				 o->access);
+	if (o->access && cbw_access_uuid(o->access, uuid))
+		return cbw_error("Access device name '%s' is too long: at most %d characters, so that its DM UUID %sNAME fits in %d",
+				 o->access, CBW_ACCESS_NAME_MAX,
+				 CBW_ACCESS_UUID_PREFIX, CBW_DM_UUID_LEN - 1);
 	return 0;
 }
 

@@ -97,15 +97,28 @@ static int cbw_dm_run(struct dm_task *dmt)
 	return r;
 }
 
-/* Like cbw_dm_run, for tasks that create, change or remove nodes. */
-static int cbw_dm_run_nodes(struct dm_task *dmt)
+/*
+ * The udev flags of a private device, those LVM gives its hidden layers:
+ * udev still makes /dev/mapper/NAME, but no blkid probe, no /dev/disk
+ * links, no LVM scan (69-dm-lvm.rules) and no other rules see it.  The
+ * flags travel in the uevent's cookie, with or without udev sync.
+ */
+#define CBW_DM_PRIVATE_UDEV_FLAGS	(DM_UDEV_DISABLE_SUBSYSTEM_RULES_FLAG | \
+					 DM_UDEV_DISABLE_DISK_RULES_FLAG | \
+					 DM_UDEV_DISABLE_OTHER_RULES_FLAG)
+
+/*
+ * Like cbw_dm_run, for tasks that create, change or remove nodes;
+ * @udev_flags are DM_UDEV_* flags for the rules that see the uevent.
+ */
+static int cbw_dm_run_nodes(struct dm_task *dmt, uint16_t udev_flags)
 {
 	uint32_t cookie = 0;
 	int r = 0;
 
 	if (!dmt)
 		return -ENOMEM;
-	if (!dm_task_set_cookie(dmt, &cookie, 0)) {
+	if (!dm_task_set_cookie(dmt, &cookie, udev_flags)) {
 		dm_task_destroy(dmt);
 		return -EIO;
 	}
@@ -302,7 +315,7 @@ int cbw_dm_suspend(const char *name, bool freeze)
 /* Resumes @name, making an inactive table live. */
 int cbw_dm_resume(const char *name)
 {
-	return cbw_dm_run_nodes(cbw_dm_task(DM_DEVICE_RESUME, name));
+	return cbw_dm_run_nodes(cbw_dm_task(DM_DEVICE_RESUME, name), 0);
 }
 
 /* Drops the inactive table of @name. */
@@ -313,7 +326,8 @@ int cbw_dm_clear(const char *name)
 
 /*
  * Creates device @name with the one-line table @t and its node.  @uuid may be
- * NULL; @flags are CBW_DM_* flags.
+ * NULL; @flags are CBW_DM_* flags (CBW_DM_PRIVATE: udev's disk rules and
+ * LVM's leave the device alone).
  */
 int cbw_dm_create(const char *name, const char *uuid,
 		  const struct cbw_target *t, unsigned int flags)
@@ -326,7 +340,8 @@ int cbw_dm_create(const char *name, const char *uuid,
 		dm_task_destroy(dmt);
 		return -ENOMEM;
 	}
-	return cbw_dm_run_nodes(dmt);
+	return cbw_dm_run_nodes(dmt, (flags & CBW_DM_PRIVATE) ?
+				CBW_DM_PRIVATE_UDEV_FLAGS : 0);
 }
 
 /* Removes device @name and its node, retrying for a while if busy. */
@@ -338,7 +353,7 @@ int cbw_dm_remove(const char *name)
 		dm_task_destroy(dmt);
 		return -ENOMEM;
 	}
-	return cbw_dm_run_nodes(dmt);
+	return cbw_dm_run_nodes(dmt, 0);
 }
 
 /* Calls @fn for the name of every device-mapper device until it fails. */

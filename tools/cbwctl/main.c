@@ -110,6 +110,8 @@ static void cbw_print_help(void)
 	cbw_print_cmd_entry(&cbw_backup_cmd);
 	cbw_print_cmd_list(cbw_backup_cmds);
 	cbw_print_cmd_entry(&cbw_restore_cmd);
+	printf("\nBoot-time devices (cbwtab) commands:\n");
+	cbw_print_cmd_list(cbw_tab_cmds);
 	printf("\nMetadata device commands:\n");
 	cbw_print_cmd_list(cbw_metadata_cmds);
 	printf("\nOther commands:\n");
@@ -312,6 +314,7 @@ static const struct cbw_group cbw_groups[] = {
 	{ "bitmap", cbw_bitmap_cmds },
 	{ "snapshot", cbw_snapshot_cmds },
 	{ "backup", cbw_backup_cmds },
+	{ "tab", cbw_tab_cmds },
 	{ "metadata", cbw_metadata_cmds },
 	{ NULL, NULL },
 };
