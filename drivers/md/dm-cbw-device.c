@@ -86,6 +86,9 @@ void cbw_device_detach(struct cbw_device *dev, struct list_head *target)
 	if (last)
 		list_del_init(&dev->node);
 	mutex_unlock(&cbw_devices_lock);
+	/* Removed, or not a cbw device any more: its bitmaps go to disk. */
+	if (last)
+		cbw_metadata_detach(dev);
 	cbw_device_put(dev);
 }
 

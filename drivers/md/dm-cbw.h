@@ -67,6 +67,11 @@ struct cbw_device {
 	struct mutex bitmaps_lock;	/* changes to the bitmaps */
 	struct list_head bitmaps;	/* dirty bitmaps, RCU for marking */
 	atomic64_t bitmap_bytes;	/* memory they take */
+	/*
+	 * The metadata device of the persistent bitmaps, from the first table
+	 * that named one until the last table leaves (under bitmaps_lock).
+	 */
+	struct cbw_metadata *metadata;
 };
 
 /*
@@ -113,6 +118,18 @@ struct cbw_dirty_bitmap {
 	unsigned int busy;		/* users that forbid changes */
 	/* While frozen: records the writes since the freeze, for a backup. */
 	struct cbw_dirty_bitmap __rcu *successor;
+
+	/* Persistent bitmaps: where they are on the metadata device. */
+	bool persistent;
+	bool inconsistent;		/* bits lost: only remove or clear it */
+	bool enabled;			/* while inconsistent: records once cleared */
+	u64 generation;			/* changes when the bits are lost or reset */
+	unsigned int md_slot;		/* its directory entry */
+	u64 md_first_block;
+	u64 md_nr_blocks;
+	/* Bit 0 set when its bits changed since they were last written. */
+	unsigned long md_changed;
+	unsigned long *changed;		/* &md_changed, the parent's, or NULL */
 };
 
 /*
@@ -264,7 +281,16 @@ bool cbw_bitmap_name_valid(const char *name);
 struct cbw_dirty_bitmap *cbw_bitmap_find(struct cbw_device *dev,
 					 const char *name);
 int cbw_bitmap_add(struct cbw_device *dev, const char *name,
-		   u64 granularity, bool disabled);
+		   u64 granularity, u32 flags);
+struct cbw_dirty_bitmap *cbw_bitmap_create(const char *name, u64 granularity,
+					   sector_t len);
+void cbw_bitmap_free(struct cbw_dirty_bitmap *bm);
+void cbw_bitmap_insert(struct cbw_device *dev, struct cbw_dirty_bitmap *bm);
+void cbw_bitmap_reset(struct cbw_dirty_bitmap *bm);
+void cbw_bitmap_get_block(struct cbw_device *dev, struct cbw_dirty_bitmap *bm,
+			  u64 index, void *bits);
+void cbw_bitmap_set_block(struct cbw_dirty_bitmap *bm, u64 index,
+			  const void *bits);
 void cbw_bitmap_remove(struct cbw_device *dev, struct cbw_dirty_bitmap *bm);
 void cbw_bitmaps_destroy(struct cbw_device *dev);
 void cbw_bitmap_mark(struct cbw_dirty_bitmap *bm, sector_t sector,
@@ -287,6 +313,46 @@ void cbw_bitmap_freeze(struct cbw_device *dev, struct cbw_dirty_bitmap *bm,
 		       struct cbw_dirty_bitmap *succ);
 void cbw_bitmap_thaw(struct cbw_device *dev, struct cbw_dirty_bitmap *bm,
 		     bool merge);
+
+/*
+ * The metadata device of a cbw table, read through a dm-bufio client of
+ * its own: what its superblock says (see <uapi/linux/dm-cbw-metadata.h>).
+ */
+struct cbw_metadata {
+	struct list_head node;		/* in the list of attached ones */
+	struct block_device *bdev;
+	struct dm_bufio_client *bufio;
+	struct cbw_device *dev;		/* the device it is attached to */
+	u8 uuid[16];
+	sector_t origin_sectors;	/* the origin it was formatted for */
+	u64 nr_blocks;			/* blocks of the format */
+	u64 region_sectors;		/* write-intent region size */
+	u64 intent_blocks;
+	u64 bitmap_block;		/* first block of the bitmap area */
+	bool in_use;			/* the superblock says in use */
+	void *block;			/* a block being built */
+	bool dirtied;			/* buffers were dirtied since the commit */
+	int error;			/* of the last writeback */
+
+	/* Periodic writeback, while a table that names it is live. */
+	struct delayed_work writeback_work;
+	bool writeback_armed;		/* under bitmaps_lock */
+};
+
+/* dm-cbw-metadata.c */
+struct cbw_metadata *cbw_metadata_open(struct block_device *bdev,
+				       sector_t origin_sectors, char **error);
+void cbw_metadata_close(struct cbw_metadata *md);
+int cbw_metadata_attach(struct cbw_device *dev, struct block_device *bdev,
+			sector_t origin_sectors, char **error);
+void cbw_metadata_detach(struct cbw_device *dev);
+int cbw_metadata_writeback(struct cbw_device *dev);
+void cbw_metadata_start_writeback(struct cbw_device *dev);
+void cbw_metadata_stop_writeback(struct cbw_device *dev);
+int cbw_metadata_place(struct cbw_device *dev, struct cbw_dirty_bitmap *bm);
+u64 cbw_metadata_new_generation(void);
+int cbw_metadata_init(void);
+void cbw_metadata_exit(void);
 
 /* dm-cbw-ctl.c */
 int cbw_ctl_init(void);

@@ -29,7 +29,7 @@
 
 #include <linux/dm-cbw.h>
 
-#define CBWCTL_VERSION		"1.1.0"
+#define CBWCTL_VERSION		"1.2.0"
 
 #define ARRAY_SIZE(a)		(sizeof(a) / sizeof((a)[0]))
 #define __printf(a, b)		__attribute__((format(printf, a, b)))
@@ -100,6 +100,8 @@ extern const struct cbw_cmd cbw_backup_cmds[];
 extern const struct cbw_cmd cbw_backup_cmd;
 extern const struct cbw_cmd cbw_restore_cmd;
 extern const struct cbw_cmd cbw_tab_cmds[];
+/* cmd_metadata.c */
+extern const struct cbw_cmd cbw_metadata_cmds[];
 
 /* output.c: messages */
 int cbw_error(const char *fmt, ...) __printf(1, 2);
@@ -115,7 +117,7 @@ const char *cbw_format_size(uint64_t bytes, char buf[CBW_SIZE_BUF]);
 bool cbw_is_power_of_2(uint64_t v);
 
 /* output.c: aligned tables */
-#define CBW_TABLE_MAX_COLS	8
+#define CBW_TABLE_MAX_COLS	16
 struct cbw_table;
 struct cbw_table *cbw_table_new(unsigned int nr_cols, const char *const *head);
 void cbw_table_add(struct cbw_table *t, const char *const *cells);
@@ -135,6 +137,7 @@ void cbw_json_i64(const char *key, int64_t value);
 void cbw_json_bool(const char *key, bool value);
 void cbw_json_null(const char *key);
 void cbw_json_set_compact(bool compact);
+void cbw_json_result_printed(void);
 
 /* output.c: progress on a terminal */
 void cbw_progress(const char *what, uint64_t done, uint64_t total);
@@ -281,6 +284,7 @@ struct cbw_job {
 	uint64_t chunk;
 	uint64_t size;			/* of the device */
 	uint64_t granularity;		/* of the bitmap, 0 for none */
+	uint64_t generation;		/* of the bitmap at begin, 0: none */
 	char state[16];			/* begun, copied, failed */
 	uint64_t fail_offset;
 	uint64_t error;			/* errno of the failure */
@@ -327,6 +331,7 @@ struct cbw_img_header {
 	uint32_t sync;
 	uint32_t flags;
 	char bitmap[DM_CBW_NAME_LEN];
+	uint64_t generation;		/* of the bitmap, 0: none */
 };
 
 struct cbw_img_record {
@@ -407,6 +412,9 @@ enum {
 	CBW_OPT_BATCH,
 	CBW_OPT_GRANULARITY,
 	CBW_OPT_DISABLED,
+	CBW_OPT_PERSISTENT,
+	CBW_OPT_BASE,
+	CBW_OPT_FORCE_BASE,
 	CBW_OPT_COW,
 	CBW_OPT_CHUNK,
 	CBW_OPT_BITMAP,

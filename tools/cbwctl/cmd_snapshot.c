@@ -33,6 +33,7 @@ struct cbw_table_args {
 	char freeze_bitmap[DM_CBW_NAME_LEN];
 	char on_cbw_error[32];
 	unsigned int timeout_ms;
+	char metadata_dev[CBW_DM_NAME_LEN];	/* kept by every reload */
 };
 
 /* The cbw-access devices that read a cbw device. */
@@ -63,12 +64,16 @@ static int cbw_parse_table_opt(struct cbw_table_args *a, const char *key,
 				value) >= (int)sizeof(a->on_cbw_error);
 	if (!strcasecmp(key, "cbw_timeout_ms"))
 		return sscanf(value, "%u%c", &a->timeout_ms, &tail) != 1;
+	if (!strcasecmp(key, "metadata_dev"))
+		return snprintf(a->metadata_dev, sizeof(a->metadata_dev), "%s",
+				value) >= (int)sizeof(a->metadata_dev);
 	return -1;
 }
 
 /*
  * "<origin> <cow|-> <chunk> [<#opts> [snapshot_bitmap <name>]
- *  [freeze_bitmap <name>] [on_cbw_error <policy>] [cbw_timeout_ms <ms>]]"
+ *  [freeze_bitmap <name>] [on_cbw_error <policy>] [cbw_timeout_ms <ms>]
+ *  [metadata_dev <dev>]]"
  */
 static int cbw_parse_table_args(const struct cbw_dev *dev, const char *params,
 				struct cbw_table_args *a)
@@ -133,6 +138,12 @@ static int cbw_load_table(const struct cbw_dev *dev, const struct cbw_target *t,
 	if (snap && snap->timeout_ms) {
 		len += snprintf(opts + len, sizeof(opts) - len,
 				" cbw_timeout_ms %u", snap->timeout_ms);
+		nr += 2;
+	}
+	/* The metadata device belongs to the device, not to a snapshot. */
+	if (a->metadata_dev[0]) {
+		len += snprintf(opts + len, sizeof(opts) - len,
+				" metadata_dev %s", a->metadata_dev);
 		nr += 2;
 	}
 	if (nr)
@@ -304,6 +315,7 @@ static void cbw_snapshot_json(const struct cbw_dev *dev,
 			    a->on_cbw_error[0] ? a->on_cbw_error :
 			    "break_guest_write");
 	cbw_json_u64("cbw_timeout_ms", a->timeout_ms);
+	cbw_json_opt_string("metadata_dev", a->metadata_dev);
 	cbw_json_array_begin("access_devices");
 	for (i = 0; i < l->nr; i++)
 		cbw_json_string(NULL, l->names[i]);
@@ -347,6 +359,8 @@ static void cbw_snapshot_text(const struct cbw_dev *dev,
 			a->on_cbw_error : "break_guest_write");
 	cbw_print_field("copy timeout", "%u ms%s", a->timeout_ms,
 			a->timeout_ms ? "" : " (none)");
+	cbw_print_field("metadata device", "%s",
+			a->metadata_dev[0] ? a->metadata_dev : "-");
 	if (!l->nr)
 		cbw_print_field("access devices", "-");
 	for (i = 0; i < l->nr; i++)
@@ -530,6 +544,8 @@ static int cbw_start_preflight(const struct cbw_dev *dev,
 		return cbw_error("The COW device cannot be the cbw device itself");
 	if (o->snap.bitmap) {
 		r = cbw_ctl_query(dev, o->snap.bitmap, &info);
+		if (!r && info.status & DM_CBW_BITMAP_INCONSISTENT)
+			r = -EUCLEAN;
 		if (r)
 			return cbw_bitmap_error(r, dev, o->snap.bitmap);
 	}
@@ -882,6 +898,7 @@ static const struct {
 	{ DM_CBW_FEATURE_BITMAPS, "bitmaps" },
 	{ DM_CBW_FEATURE_SNAPSHOT_BITMAP, "snapshot_bitmap" },
 	{ DM_CBW_FEATURE_FREEZE, "freeze" },
+	{ DM_CBW_FEATURE_PERSISTENT, "persistent" },
 };
 
 static void cbw_version_print(const struct dm_cbw_version *v)

@@ -112,6 +112,8 @@ static void cbw_print_help(void)
 	cbw_print_cmd_entry(&cbw_restore_cmd);
 	printf("\nBoot-time devices (cbwtab) commands:\n");
 	cbw_print_cmd_list(cbw_tab_cmds);
+	printf("\nMetadata device commands:\n");
+	cbw_print_cmd_list(cbw_metadata_cmds);
 	printf("\nOther commands:\n");
 	cbw_print_cmd_list(cbw_other_cmds);
 	printf("  cbwctl help [COMMAND [SUBCOMMAND]]\n"
@@ -313,6 +315,7 @@ static const struct cbw_group cbw_groups[] = {
 	{ "snapshot", cbw_snapshot_cmds },
 	{ "backup", cbw_backup_cmds },
 	{ "tab", cbw_tab_cmds },
+	{ "metadata", cbw_metadata_cmds },
 	{ NULL, NULL },
 };
 
