@@ -17,12 +17,11 @@
 
 . "$(dirname -- "$0")/lib.sh"
 
-CBWCTL=${CBWCTL:-${CBW_TREE:-$CBW_SELFTEST_DIR/../..}/tools/cbwctl/cbwctl}
 origin=
 cow=
 meta=
 cbw_setup 300
-[[ -x $CBWCTL ]] || cbw_bail "$CBWCTL is not built: run make -C tools/cbwctl"
+cbw_require_cbwctl
 cbw_require_cmds jq od cmp
 cbw_loop_create origin 32
 cbw_loop_create cow 32

@@ -29,7 +29,6 @@
 
 . "$(dirname -- "$0")/lib.sh"
 
-CBWCTL=${CBWCTL:-${CBW_TREE:-$CBW_SELFTEST_DIR/../..}/tools/cbwctl/cbwctl}
 origin=
 origin2=
 cow=
@@ -37,7 +36,7 @@ meta=
 meta2=
 tiny=
 cbw_setup 200
-[[ -x $CBWCTL ]] || cbw_bail "$CBWCTL is not built: run make -C tools/cbwctl"
+cbw_require_cbwctl
 cbw_require_cmds jq python3 dmesg
 cbw_loop_create origin 64
 cbw_loop_create origin2 64

@@ -24,7 +24,6 @@
 
 . "$(dirname -- "$0")/lib.sh"
 
-CBWCTL=${CBWCTL:-${CBW_TREE:-$CBW_SELFTEST_DIR/../..}/tools/cbwctl/cbwctl}
 origin=
 other=
 cow=
@@ -32,7 +31,7 @@ meta=
 bad=
 small=
 cbw_setup 128
-[[ -x $CBWCTL ]] || cbw_bail "$CBWCTL is not built: run make -C tools/cbwctl"
+cbw_require_cbwctl
 cbw_require_cmds jq python3 dmesg cmp
 cbw_loop_create origin 32
 cbw_loop_create other 16
