@@ -351,6 +351,7 @@ static int cbw_attach_add_bitmaps(const struct cbw_attach_state *st,
 static int cbw_attach_do(struct cbw_attach_state *st,
 			 const struct cbw_attach_opts *o)
 {
+	bool already = st->attached && !st->dev.suspended && !st->inactive.nr;
 	struct cbw_dm_lines l;
 	struct cbw_target t;
 	char params[128];
@@ -379,10 +380,11 @@ static int cbw_attach_do(struct cbw_attach_state *st,
 		cbw_json_string("device", st->dev.name);
 		cbw_json_string("state", "attached");
 		cbw_json_string("hidden", st->hidden.name);
+		cbw_json_bool("already", already);
 		cbw_json_object_end();
 	} else {
-		printf("%s: attached (hidden device %s)\n", st->dev.name,
-		       st->hidden.name);
+		printf("%s: %sattached (hidden device %s)\n", st->dev.name,
+		       already ? "already " : "", st->hidden.name);
 	}
 	return 0;
 }
@@ -591,12 +593,12 @@ static int cbw_check_detachable(const struct cbw_attach_state *st)
 {
 	struct cbw_job job;
 
-	if (cbw_table_has_cow(&st->live))
-		return cbw_error("A snapshot is active on '%s': end it first (cbwctl snapshot end %s)",
-				 st->dev.spec, st->dev.spec);
 	if (!cbw_job_load(&st->dev, &job))
-		return cbw_error("A backup job is running on '%s': finish or cancel it first",
-				 st->dev.spec);
+		return cbw_error("A backup job is running on '%s': finish or cancel it first (cbwctl backup cancel %s)",
+				 st->dev.spec, st->dev.spec);
+	if (cbw_table_has_cow(&st->live))
+		return cbw_error("A snapshot is active on '%s': stop it first (cbwctl snapshot stop %s)",
+				 st->dev.spec, st->dev.spec);
 	return 0;
 }
 
