@@ -204,6 +204,26 @@ cbwdev=$(cbw_name att-cbw)
 cbw_create "$cbwdev" "$other" 128
 expect_refused "attach refuses a cbw device" "is a cbw device" attach "$cbwdev"
 cbw_dm_remove "$cbwdev"
+
+# A table of two lines, on a device without a DM UUID.
+lin=$(cbw_name att-lin)
+cbw_defer drop_dev "cbw-hidden-$lin"
+cbw_dm_create "$lin" "$(printf '0 16384 linear %s 0\n16384 16384 linear %s 16384' \
+	"$other" "$other")"
+lin_table=$(table_of "$lin")
+run attach "$lin"
+cbw_expect_eq "attach a dm-linear device of two lines" 0 "$rc"
+cbw_expect_eq "... the hidden device has both lines" "$lin_table" \
+	"$(table_of "cbw-hidden-$lin")"
+cbw_expect_eq "... its DM UUID is made of the device's name" "CBW-hidden-$lin" \
+	"$(dmsetup info -c --noheadings -o uuid "cbw-hidden-$lin")"
+cbw_expect_eq "... the device has one cbw line over the whole length" \
+	"0 32768 cbw $(cbw_dm_devno "cbw-hidden-$lin") - 128" "$(table_of "$lin")"
+run detach "$lin"
+cbw_expect_eq "... detach" 0 "$rc"
+cbw_expect_eq "... gives the device both lines back" "$lin_table" "$(table_of "$lin")"
+cbw_dm_remove "$lin"
+
 run detach "$vg/lv"
 cbw_expect_eq "detach of a device that is not attached succeeds" 0 "$rc"
 cbw_expect_eq "... and leaves it as it was" "$lv_table" "$(table_of "$lvdm")"
