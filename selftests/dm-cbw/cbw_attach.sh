@@ -14,8 +14,8 @@
 # detach (CBWCTL_TEST_DIE_AFTER) leaves a state that a rerun of attach
 # completes or a rerun of detach undoes, never a leaked hidden device;
 # lvchange --refresh and lvextend replace the cbw table, and attach --check
-# then says broken with the bitmaps lost, and detach removes the hidden
-# device; vgchange -an is refused while the LV is mounted, and after an
+# then says broken with the bitmaps lost, and detach says they are lost
+# and removes the hidden device; vgchange -an is refused while the LV is mounted, and after an
 # unmount deactivates the LV and leaves the hidden device, which --check
 # calls orphaned and detach removes; the writer never saw an error and
 # fsck is clean after the unmount.
@@ -69,7 +69,9 @@ global { event_activation = 0 }
 backup { backup = 0 archive = 0 }
 EOF
 
+# shellcheck disable=SC2317 # run through cbw_defer
 drop_dev() { ! cbw_dm_exists "$1" || dmsetup remove --retry "$1"; }
+# shellcheck disable=SC2317 # run through cbw_defer
 vg_off()
 {
 	lvm vgchange -an "$vg" >/dev/null 2>&1
@@ -384,6 +386,11 @@ broken_then_detach()
 		"$(first_json state bitmaps_lost <<<"$json")"
 	run detach "$lv"
 	cbw_expect_eq "$desc: detach" 0 "$rc"
+	if grep -q "dirty bitmaps it had are lost" "$W/stderr"; then
+		cbw_pass "$desc: detach says the bitmaps are lost"
+	else
+		cbw_fail "$desc: detach says the bitmaps are lost"
+	fi
 	if cbw_dm_exists "$hidden"; then
 		cbw_fail "$desc: detach removes the hidden device"
 	else

@@ -266,6 +266,18 @@ static int cbw_swap_table(const struct cbw_attach_state *st,
 	return 0;
 }
 
+/*
+ * A hidden device under a device that is not cbw over it: another tool
+ * replaced the cbw table, and the bitmaps went with it.  New bitmaps of
+ * the same names would be empty: say so, so that no incremental backup
+ * trusts them.
+ */
+static void cbw_warn_lost(const struct cbw_attach_state *st)
+{
+	cbw_warn("'%s' was no longer a cbw device over its hidden device '%s': any dirty bitmaps it had are lost; take the next backup in full",
+		 st->dev.spec, st->hidden.name);
+}
+
 /* Resumes a device that a run of ours left suspended, dropping our table. */
 static int cbw_settle(const struct cbw_attach_state *st)
 {
@@ -365,6 +377,8 @@ static int cbw_attach_do(struct cbw_attach_state *st,
 		if (cbw_settle(st))
 			return CBW_EXIT_FAIL;
 	} else {
+		if (st->have_hidden && !cbw_inactive_is_ours(st))
+			cbw_warn_lost(st);
 		if (cbw_make_hidden(st))
 			return CBW_EXIT_FAIL;
 		cbw_attach_table(st, o, &t, params, sizeof(params));
@@ -661,8 +675,11 @@ static int cbw_detach_do(const struct cbw_attach_state *st)
 		if (cbw_check_detachable(st) ||
 		    cbw_swap_table(st, &st->hidden_table))
 			return CBW_EXIT_FAIL;
-	} else if (cbw_settle(st)) {
-		return CBW_EXIT_FAIL;
+	} else {
+		if (!cbw_inactive_is_ours(st))
+			cbw_warn_lost(st);
+		if (cbw_settle(st))
+			return CBW_EXIT_FAIL;
 	}
 	if (cbw_remove_hidden(st))
 		return CBW_EXIT_FAIL;
