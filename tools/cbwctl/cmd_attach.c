@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -234,11 +235,47 @@ static int cbw_check_not_suspended(const struct cbw_attach_state *st)
 			 st->dev.spec, st->dev.name);
 }
 
+/* The signals that would stop or end cbwctl while the device is suspended. */
+static void cbw_block_signals(sigset_t *old)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGQUIT);
+	sigaddset(&set, SIGTSTP);
+	sigprocmask(SIG_BLOCK, &set, old);
+}
+
+/* Suspends and resumes the device, signals blocked; 0 or a negative errno. */
+static int cbw_suspend_resume(const struct cbw_attach_state *st)
+{
+	const char *name = st->dev.name;
+	sigset_t old;
+	int r;
+
+	cbw_block_signals(&old);
+	r = cbw_dm_suspend(name, true);
+	if (r) {
+		cbw_dm_clear(name);
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		return cbw_error("Cannot suspend '%s': %s", st->dev.spec,
+				 strerror(-r));
+	}
+	cbw_attach_step_done("suspend");
+	r = cbw_dm_resume(name);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	return r;
+}
+
 /*
  * Loads @l into the device and makes it live under one suspend, which
  * flushes what is in flight to the old table and freezes a file system
- * on the device.  If cbwctl dies in between, the device stays suspended
- * until a rerun of attach or detach (or dmsetup resume) resumes it.
+ * on the device.  If cbwctl dies in between (SIGKILL, a crash: other
+ * signals wait), the device stays suspended until a rerun of attach or
+ * detach (or dmsetup resume) resumes it.
  */
 static int cbw_swap_table(const struct cbw_attach_state *st,
 			  const struct cbw_dm_lines *l)
@@ -251,14 +288,9 @@ static int cbw_swap_table(const struct cbw_attach_state *st,
 		return cbw_error("Cannot load the new table of '%s': %s (the kernel log says why: dmesg | tail)",
 				 st->dev.spec, strerror(-r));
 	cbw_attach_step_done("load");
-	r = cbw_dm_suspend(name, true);
-	if (r) {
-		cbw_dm_clear(name);
-		return cbw_error("Cannot suspend '%s': %s", st->dev.spec,
-				 strerror(-r));
-	}
-	cbw_attach_step_done("suspend");
-	r = cbw_dm_resume(name);
+	r = cbw_suspend_resume(st);
+	if (r > 0)
+		return r;
 	if (r)
 		return cbw_error("Cannot resume '%s' with its new table: %s (it may still be suspended: run the command again, or dmsetup resume %s)",
 				 st->dev.spec, strerror(-r), name);
