@@ -11,6 +11,7 @@
  *   job.c           the state file of a backup job
  *   cmd_restore.c   "cbwctl restore"
  *   cmd_tab.c       "cbwctl tab ...": cbwtab devices and their systemd units
+ *   cmd_attach.c    "cbwctl attach" and "cbwctl detach": live dm volumes
  *   tab.c           the cbwtab file
  *   imgfile.c       the extents file format of backups, CRC-32
  *   ctl.c           ioctls of /dev/dm-cbw-control
@@ -103,6 +104,9 @@ extern const struct cbw_cmd cbw_tab_cmds[];
 /* cmd_metadata.c */
 extern const struct cbw_cmd cbw_metadata_cmds[];
 
+/* cmd_attach.c */
+extern const struct cbw_cmd cbw_attach_cmds[];
+
 /* output.c: messages */
 int cbw_error(const char *fmt, ...) __printf(1, 2);
 void cbw_warn(const char *fmt, ...) __printf(1, 2);
@@ -187,6 +191,23 @@ int cbw_dm_clear(const char *name);
 
 int cbw_dm_create(const char *name, const char *uuid,
 		  const struct cbw_target *t, unsigned int flags);
+
+/* A table of any number of lines. */
+struct cbw_dm_lines {
+	unsigned int nr;
+	struct cbw_target *lines;
+};
+
+int cbw_dm_create_lines(const char *name, const char *uuid,
+			const struct cbw_dm_lines *l, unsigned int flags);
+int cbw_dm_reload_lines(const char *name, const struct cbw_dm_lines *l);
+int cbw_dm_get_lines(const char *name, bool inactive, struct cbw_dm_lines *l);
+void cbw_dm_lines_free(struct cbw_dm_lines *l);
+bool cbw_dm_lines_equal(const struct cbw_dm_lines *a,
+			const struct cbw_dm_lines *b);
+uint64_t cbw_dm_lines_length(const struct cbw_dm_lines *l);
+int cbw_dm_uuid(const char *name, char uuid[CBW_DM_UUID_LEN]);
+int cbw_dm_lookup_uuid(const char *uuid, struct cbw_dev *dev);
 int cbw_dm_remove(const char *name);
 int cbw_dm_for_each(int (*fn)(const char *name, void *ctx), void *ctx);
 const char *cbw_dm_last_error(void);
@@ -433,6 +454,7 @@ enum {
 	CBW_OPT_ALLOW_PARTIAL,
 	CBW_OPT_MERGE,
 	CBW_OPT_TAB,
+	CBW_OPT_CHECK,
 };
 
 #endif /* CBWCTL_H */
