@@ -21,7 +21,10 @@
 # module, loaded by tools/vm/run, is unloaded first and loaded again at
 # the end.  DKMS builds the module once, for the running kernel, whose
 # headers must be installed (the VM sees the host's).  Under emulation
-# this takes several minutes.
+# the DKMS build and depmod take minutes, a quarter of an hour on a busy
+# host: hence the longer timeout.
+#
+# cbw-timeout: 2700
 
 . "$(dirname -- "$0")/lib.sh"
 
