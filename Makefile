@@ -4,19 +4,25 @@
 #
 #   make              build dm-cbw.ko, cbwctl and the selftest helpers
 #   make check        install what is missing, build, run every selftest in a VM
-#                     on the machine's kernel (6.1), then a smoke subset on 7.3
+#                     on the machine's kernel (6.1), then a smoke subset on 7.3,
+#                     then the suite as a kselftest target (check-kselftest)
 #   make check KERNEL=NAME
 #                     the selftests on one kernel of the matrix: 6.1, 6.12, 7.3
 #                     or debug (lockdep, KASAN, kmemleak); CHECK_TESTS="t1 t2"
 #                     selects tests (see tools/kernels/check)
 #   make check-matrix every selftest on 6.1, 6.12 and 7.3, and a table
 #   make check-host   run the selftests on this host (needs a module-capable kernel)
+#   make check-kselftest
+#                     install the selftests as a kselftest target of
+#                     linux-source-6.1 and run some with run_kselftest.sh in
+#                     the VM (tools/kernels/kselftest)
 #   make demo         fleecing demo in the VM
 #   make bench        dm-cbw against dm-linear and dm-snapshot in the VM
 #                     (BENCH_SECONDS=1 for a quick run; see tools/bench/run)
 #   make lint         checkpatch --strict, sparse and a W=1 build
-#   make install      install the module for KVER (depmod), cbwctl and its
-#                     man page (prefix, default /usr/local)
+#   make install      install the module for KVER (depmod), cbwctl, its man
+#                     pages, the cbwtab generator and cbw.target (prefix,
+#                     default /usr/local; DESTDIR)
 #   make uninstall    remove what make install installed
 #   make check-fresh  make demo in a fresh clone of HEAD (tools/fresh-clone-check)
 #   make deb          Debian packages dm-cbw-dkms and cbwctl in build/deb
@@ -36,7 +42,7 @@ export CHECK_TESTS
 KERNEL_CHECK := $(CURDIR)/tools/kernels/check
 
 .PHONY: all modules cbwctl selftests check check-matrix check-host demo bench lint install clean deps \
-	uninstall check-fresh
+	uninstall check-fresh check-kselftest
 
 all: modules cbwctl selftests
 
@@ -55,13 +61,16 @@ selftests:
 	$(MAKE) -C $(SELFTESTS) all
 
 check: deps
-	@$(KERNEL_CHECK) $(if $(KERNEL),$(KERNEL),6.1 7.3:smoke)
+	@$(KERNEL_CHECK) $(if $(KERNEL),$(KERNEL),6.1 7.3:smoke 6.1:kselftest)
 
 check-matrix: deps
 	@$(KERNEL_CHECK) 6.1 6.12 7.3
 
 check-host: all
 	@$(SELFTESTS)/run_all.sh
+
+check-kselftest: deps
+	@$(KERNEL_CHECK) 6.1:kselftest
 
 demo: deps
 	@$(MAKE) --no-print-directory modules cbwctl

@@ -128,6 +128,7 @@ static int cbw_access_ctr(struct dm_target *ti, unsigned int argc,
 			  char **argv)
 {
 	struct cbw_access_c *ac;
+	struct cbw_snapshot *snap;
 	dev_t origin = 0, cow = 0;
 	int r;
 
@@ -156,13 +157,15 @@ static int cbw_access_ctr(struct dm_target *ti, unsigned int argc,
 	}
 
 	spin_lock_irq(&ac->dev->lock);
+	snap = rcu_dereference_protected(ac->dev->snap,
+					 lockdep_is_held(&ac->dev->lock));
 	if (ac->dev->len != ti->len) {
 		r = -EINVAL;
-	} else if (ac->dev->snap) {
-		ac->seq = ac->dev->snap->seq;
+	} else if (snap) {
+		ac->seq = snap->seq;
 		ac->bound = true;
-		origin = ac->dev->snap->origin->bd_dev;
-		cow = ac->dev->snap->cow->bd_dev;
+		origin = snap->origin->bd_dev;
+		cow = snap->cow->bd_dev;
 	}
 	ac->chunk_sectors = ac->dev->chunk_sectors;
 	ac->logical_block_size = ac->dev->logical_block_size;
@@ -249,6 +252,40 @@ static int cbw_access_fail(struct bio *bio, blk_status_t status)
 	return DM_MAPIO_SUBMITTED;
 }
 
+/* Send the chunks of @bio before chunk @end to the COW or origin device. */
+static int cbw_access_remap(struct cbw_snapshot *s, struct bio *bio,
+			    unsigned long end, bool copied)
+{
+	sector_t sector = bio->bi_iter.bi_sector;
+
+	if (cbw_chunk_to_sector(s, end) < bio_end_sector(bio))
+		dm_accept_partial_bio(bio, cbw_chunk_to_sector(s, end) - sector);
+	bio_set_dev(bio, copied ? s->cow : s->origin);
+	return DM_MAPIO_REMAPPED;
+}
+
+/*
+ * A read that starts in a copied chunk needs no lock: copied is final, and
+ * a chunk's COW data is written before it is marked copied.  (A snapshot
+ * discard or a break racing with the read may let it through, as it would
+ * with the lock taken just before them.)  Returns the end of the run of
+ * copied and readable chunks from @first, or @first.
+ */
+static unsigned long cbw_access_copied_run(struct cbw_snapshot *s,
+					   unsigned long first,
+					   unsigned long last)
+{
+	unsigned long end;
+
+	if (READ_ONCE(s->state) != DM_CBW_SNAPSHOT_ACTIVE ||
+	    !test_bit(first, s->done))
+		return first;
+	end = find_next_zero_bit(s->done, last + 1, first);
+	if (find_next_zero_bit(s->access, end, first) < end)
+		return first;
+	return end;
+}
+
 /*
  * Serve the first run of chunks of @bio that are all copied (from the COW
  * device) or all not copied (from the origin, holding back guest writes);
@@ -262,6 +299,10 @@ static int cbw_access_map_read(struct cbw_snapshot *s, struct bio *bio,
 	unsigned long last = cbw_sector_to_chunk(s, sector + bio_sectors(bio) - 1);
 	unsigned long end;
 	bool copied;
+
+	end = cbw_access_copied_run(s, first, last);
+	if (end > first)
+		return cbw_access_remap(s, bio, end, true);
 
 	spin_lock_irq(&s->lock);
 	if (s->state != DM_CBW_SNAPSHOT_ACTIVE ||
@@ -280,15 +321,11 @@ static int cbw_access_map_read(struct cbw_snapshot *s, struct bio *bio,
 		io->frozen_read.first = first;
 		io->frozen_read.last = end - 1;
 		list_add_tail(&io->frozen_read.node, &s->frozen_reads);
-		atomic_inc(&s->nr_frozen_reads);
+		cbw_frozen_add(s, &io->frozen_read, 1);
 		io->frozen = true;
 	}
 	spin_unlock_irq(&s->lock);
-
-	if (end <= last)
-		dm_accept_partial_bio(bio, cbw_chunk_to_sector(s, end) - sector);
-	bio_set_dev(bio, copied ? s->cow : s->origin);
-	return DM_MAPIO_REMAPPED;
+	return cbw_access_remap(s, bio, end, copied);
 }
 
 /*
@@ -441,7 +478,7 @@ static void cbw_access_io_hints(struct dm_target *ti,
 
 static struct target_type cbw_access_target = {
 	.name = DM_CBW_ACCESS_TARGET_NAME,
-	.version = {1, 0, 0},
+	.version = {1, 1, 0},
 	.features = DM_TARGET_SINGLETON,
 	.module = THIS_MODULE,
 	.ctr = cbw_access_ctr,

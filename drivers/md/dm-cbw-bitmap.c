@@ -15,10 +15,15 @@
 #include <linux/rculist.h>
 #include <linux/sched/signal.h>
 #include <linux/slab.h>
+#include <uapi/linux/dm-cbw-metadata.h>
 
 #include "dm-cbw.h"
 
 #define CBW_BITS_PER_PAGE	(PAGE_SIZE * BITS_PER_BYTE)
+#define CBW_LONGS_PER_PAGE	(PAGE_SIZE / sizeof(long))
+/* A metadata block holds a whole number of words: 510 or 1020. */
+#define CBW_LONGS_PER_MD_BLOCK	(DM_CBW_MD_BITS_PER_BLOCK / BITS_PER_LONG)
+static_assert(DM_CBW_MD_BITS_PER_BLOCK % BITS_PER_LONG == 0);
 
 static unsigned long *cbw_bitmap_page(struct cbw_dirty_bitmap *bm, u64 bit)
 {
@@ -56,7 +61,7 @@ struct cbw_dirty_bitmap *cbw_bitmap_find(struct cbw_device *dev,
 	return NULL;
 }
 
-static void cbw_bitmap_free(struct cbw_dirty_bitmap *bm)
+void cbw_bitmap_free(struct cbw_dirty_bitmap *bm)
 {
 	unsigned long i;
 
@@ -67,8 +72,8 @@ static void cbw_bitmap_free(struct cbw_dirty_bitmap *bm)
 	kfree(bm);
 }
 
-static struct cbw_dirty_bitmap *cbw_bitmap_alloc(const char *name,
-						 u64 granularity, sector_t len)
+struct cbw_dirty_bitmap *cbw_bitmap_create(const char *name, u64 granularity,
+					   sector_t len)
 {
 	struct cbw_dirty_bitmap *bm;
 	unsigned long i;
@@ -132,6 +137,33 @@ static bool cbw_bitmap_exists(struct cbw_device *dev, const char *name)
 	return exists;
 }
 
+/* Under bitmaps_lock: @bm joins the device's bitmaps. */
+void cbw_bitmap_insert(struct cbw_device *dev, struct cbw_dirty_bitmap *bm)
+{
+	lockdep_assert_held(&dev->bitmaps_lock);
+	atomic64_add(cbw_bitmap_bytes(bm), &dev->bitmap_bytes);
+	list_add_tail_rcu(&bm->node, &dev->bitmaps);
+}
+
+/* Under bitmaps_lock: a persistent bitmap gets its place on the metadata. */
+static int cbw_bitmap_make_persistent(struct cbw_device *dev,
+				      struct cbw_dirty_bitmap *bm)
+{
+	int r;
+
+	if (!dev->metadata)
+		return -EOPNOTSUPP;
+	r = cbw_metadata_place(dev, bm);
+	if (r)
+		return r;
+	bm->persistent = true;
+	bm->generation = cbw_metadata_new_generation();
+	bm->changed = &bm->md_changed;
+	/* Its blocks are written at the next writeback, zero. */
+	set_bit(0, bm->changed);
+	return 0;
+}
+
 /*
  * The bits are allocated without bitmaps_lock: preresume takes it, and
  * must not wait for an allocation that may need reclaim, which may need
@@ -139,7 +171,7 @@ static bool cbw_bitmap_exists(struct cbw_device *dev, const char *name)
  * under the lock.
  */
 int cbw_bitmap_add(struct cbw_device *dev, const char *name,
-		   u64 granularity, bool disabled)
+		   u64 granularity, u32 flags)
 {
 	struct cbw_dirty_bitmap *bm;
 	sector_t len;
@@ -153,24 +185,26 @@ int cbw_bitmap_add(struct cbw_device *dev, const char *name,
 		return -EINVAL;
 	if (cbw_bitmap_exists(dev, name))
 		return -EEXIST;
+	if (flags & DM_CBW_BITMAP_PERSISTENT && !READ_ONCE(dev->metadata))
+		return -EOPNOTSUPP;
 
 	spin_lock_irq(&dev->lock);
 	len = dev->len;
 	spin_unlock_irq(&dev->lock);
-	bm = cbw_bitmap_alloc(name, granularity, len);
+	bm = cbw_bitmap_create(name, granularity, len);
 	if (!bm)
 		return -ENOMEM;
-	bm->recording = !disabled;
+	bm->recording = !(flags & DM_CBW_BITMAP_ADD_DISABLED);
 
 	mutex_lock(&dev->bitmaps_lock);
 	if (cbw_bitmap_find(dev, name))
 		r = -EEXIST;
 	else if (cbw_bitmaps_count(dev) >= DM_CBW_MAX_BITMAPS)
 		r = -ENOSPC;
-	if (!r) {
-		atomic64_add(cbw_bitmap_bytes(bm), &dev->bitmap_bytes);
-		list_add_tail_rcu(&bm->node, &dev->bitmaps);
-	}
+	else if (flags & DM_CBW_BITMAP_PERSISTENT)
+		r = cbw_bitmap_make_persistent(dev, bm);
+	if (!r)
+		cbw_bitmap_insert(dev, bm);
 	mutex_unlock(&dev->bitmaps_lock);
 	if (r)
 		cbw_bitmap_free(bm);
@@ -242,21 +276,38 @@ static unsigned long cbw_bitmap_set_in_page(unsigned long *page,
 /*
  * Set bits @bit..@last, a word at a time (never a granule at a time: a
  * huge discard is marked from interrupt context), and count the bits that
- * were clear with one atomic add per page.
+ * were clear with one atomic add per page.  Returns whether any was clear.
  */
-static void cbw_bitmap_set_bits(struct cbw_dirty_bitmap *bm, u64 bit,
+static bool cbw_bitmap_set_bits(struct cbw_dirty_bitmap *bm, u64 bit,
 				u64 last)
 {
+	unsigned long set;
+	bool any = false;
 	u64 page_last;
 
 	while (bit <= last) {
 		page_last = min_t(u64, last, (bit | (CBW_BITS_PER_PAGE - 1)));
-		atomic64_add(cbw_bitmap_set_in_page(cbw_bitmap_page(bm, bit),
-						    cbw_bitmap_page_bit(bit),
-						    cbw_bitmap_page_bit(page_last)),
-			     &bm->count);
+		set = cbw_bitmap_set_in_page(cbw_bitmap_page(bm, bit),
+					     cbw_bitmap_page_bit(bit),
+					     cbw_bitmap_page_bit(page_last));
+		if (set) {
+			atomic64_add(set, &bm->count);
+			any = true;
+		}
 		bit = page_last + 1;
 	}
+	return any;
+}
+
+/*
+ * A persistent bitmap (or its successor) changed: the writeback writes its
+ * blocks.  The bits are set first, with full barriers: a writeback that
+ * takes the flag before this sees them.
+ */
+static void cbw_bitmap_changed(struct cbw_dirty_bitmap *bm)
+{
+	if (bm->changed && !test_bit(0, bm->changed))
+		set_bit(0, bm->changed);
 }
 
 /* Mark the granules of [@sector, @sector + @nr_sectors) in @bm. */
@@ -267,7 +318,9 @@ void cbw_bitmap_mark(struct cbw_dirty_bitmap *bm, sector_t sector,
 
 	if (!nr_sectors || sector >= end)
 		return;
-	cbw_bitmap_set_bits(bm, sector >> bm->shift, (end - 1) >> bm->shift);
+	if (cbw_bitmap_set_bits(bm, sector >> bm->shift,
+				(end - 1) >> bm->shift))
+		cbw_bitmap_changed(bm);
 }
 
 /* A guest write completed: mark it in every recording bitmap. */
@@ -304,6 +357,8 @@ void cbw_bitmap_clear(struct cbw_dirty_bitmap *bm)
 			atomic64_sub(hweight_long(old), &bm->count);
 		}
 	}
+	/* After the bits: a writeback that sees the flag sees them clear. */
+	cbw_bitmap_changed(bm);
 }
 
 /* Next bit at or after @bit that is set (or clear), or bm->nr_bits. */
@@ -406,7 +461,13 @@ void cbw_bitmap_to_chunks(struct cbw_dirty_bitmap *bm, struct cbw_snapshot *s,
  */
 struct cbw_dirty_bitmap *cbw_bitmap_new_successor(struct cbw_dirty_bitmap *bm)
 {
-	return cbw_bitmap_alloc(bm->name, bm->granularity, bm->len);
+	struct cbw_dirty_bitmap *succ;
+
+	succ = cbw_bitmap_create(bm->name, bm->granularity, bm->len);
+	/* The writeback keeps the union of both: a crash loses nothing. */
+	if (succ)
+		succ->changed = bm->changed;
+	return succ;
 }
 
 void cbw_bitmap_free_successor(struct cbw_dirty_bitmap *succ)
@@ -455,4 +516,84 @@ void cbw_bitmap_thaw(struct cbw_device *dev, struct cbw_dirty_bitmap *bm,
 	atomic64_sub(cbw_bitmap_bytes(succ), &dev->bitmap_bytes);
 	cbw_bitmap_free(succ);
 	bm->busy--;
+}
+
+/*
+ * Clear a bitmap, which makes an inconsistent one usable again: it records
+ * from then on if it was enabled.  A persistent one gets a new generation,
+ * since its bits were reset.
+ */
+void cbw_bitmap_reset(struct cbw_dirty_bitmap *bm)
+{
+	cbw_bitmap_clear(bm);
+	if (bm->inconsistent) {
+		bm->inconsistent = false;
+		WRITE_ONCE(bm->recording, bm->enabled);
+	}
+	if (bm->persistent)
+		bm->generation = cbw_metadata_new_generation();
+}
+
+/* Word @w of the bits, 0 beyond the pages. */
+static unsigned long cbw_bitmap_word(struct cbw_dirty_bitmap *bm, u64 w)
+{
+	if (!bm || w >= (u64)bm->nr_pages * CBW_LONGS_PER_PAGE)
+		return 0;
+	return READ_ONCE(bm->pages[w / CBW_LONGS_PER_PAGE][w % CBW_LONGS_PER_PAGE]);
+}
+
+static void cbw_put_le_word(void *bits, unsigned int k, unsigned long word)
+{
+#if BITS_PER_LONG == 64
+	((__le64 *)bits)[k] = cpu_to_le64(word);
+#else
+	((__le32 *)bits)[k] = cpu_to_le32(word);
+#endif
+}
+
+static unsigned long cbw_get_le_word(const void *bits, unsigned int k)
+{
+#if BITS_PER_LONG == 64
+	return le64_to_cpu(((const __le64 *)bits)[k]);
+#else
+	return le32_to_cpu(((const __le32 *)bits)[k]);
+#endif
+}
+
+/*
+ * The bits of metadata block @index of @bm, little-endian, into @bits: a
+ * frozen bitmap's with its successor's, so that a crash during a backup
+ * loses no write since the last one.  Under bitmaps_lock.
+ */
+void cbw_bitmap_get_block(struct cbw_device *dev, struct cbw_dirty_bitmap *bm,
+			  u64 index, void *bits)
+{
+	struct cbw_dirty_bitmap *succ = cbw_bitmap_successor(dev, bm);
+	u64 w = index * CBW_LONGS_PER_MD_BLOCK;
+	unsigned int k;
+
+	for (k = 0; k < CBW_LONGS_PER_MD_BLOCK; k++, w++)
+		cbw_put_le_word(bits, k, cbw_bitmap_word(bm, w) |
+					 cbw_bitmap_word(succ, w));
+}
+
+/*
+ * Load metadata block @index of a bitmap that nothing marks yet; bits
+ * beyond the bitmap's length are ignored.
+ */
+void cbw_bitmap_set_block(struct cbw_dirty_bitmap *bm, u64 index,
+			  const void *bits)
+{
+	u64 w = index * CBW_LONGS_PER_MD_BLOCK;
+	u64 nr_words = BITS_TO_LONGS(bm->nr_bits);
+	unsigned long word;
+	unsigned int k;
+
+	for (k = 0; k < CBW_LONGS_PER_MD_BLOCK && w < nr_words; k++, w++) {
+		word = cbw_get_le_word(bits, k);
+		if (w == nr_words - 1 && bm->nr_bits % BITS_PER_LONG)
+			word &= BITMAP_LAST_WORD_MASK(bm->nr_bits);
+		bm->pages[w / CBW_LONGS_PER_PAGE][w % CBW_LONGS_PER_PAGE] = word;
+		atomic64_add(hweight_long(word), &bm->count);
+	}
 }

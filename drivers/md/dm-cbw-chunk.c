@@ -84,6 +84,23 @@ static int cbw_snapshot_alloc_jobs(struct cbw_snapshot *s)
 }
 
 /*
+ * Frozen reads are counted per bucket of chunks, so that a write checks
+ * only the buckets it touches; at most 2^CBW_FROZEN_BUCKETS_SHIFT buckets.
+ */
+#define CBW_FROZEN_BUCKETS_SHIFT 12
+
+static int cbw_frozen_alloc(struct cbw_snapshot *s)
+{
+	unsigned int order = order_base_2(s->nr_chunks);
+
+	s->bucket_shift = order > CBW_FROZEN_BUCKETS_SHIFT ?
+			  order - CBW_FROZEN_BUCKETS_SHIFT : 0;
+	s->frozen_buckets = kvcalloc(((s->nr_chunks - 1) >> s->bucket_shift) + 1,
+				     sizeof(atomic_t), GFP_KERNEL);
+	return s->frozen_buckets ? 0 : -ENOMEM;
+}
+
+/*
  * A new snapshot in which every chunk is to be copied and readable.  It
  * takes effect when it is published; until then nothing is copied.
  */
@@ -112,7 +129,6 @@ struct cbw_snapshot *cbw_snapshot_create(struct block_device *origin,
 	INIT_LIST_HEAD(&s->free_bufs);
 	INIT_LIST_HEAD(&s->parked_jobs);
 	INIT_LIST_HEAD(&s->frozen_reads);
-	atomic_set(&s->nr_frozen_reads, 0);
 	atomic_set(&s->nr_readers, 0);
 	bio_list_init(&s->read_waiters);
 	bio_list_init(&s->throttled);
@@ -125,7 +141,10 @@ struct cbw_snapshot *cbw_snapshot_create(struct block_device *origin,
 	s->to_copy = cbw_bitmap_alloc(s->nr_chunks, true);
 	s->done = cbw_bitmap_alloc(s->nr_chunks, false);
 	s->access = cbw_bitmap_alloc(s->nr_chunks, true);
-	if (!s->to_copy || !s->done || !s->access)
+	s->settled = cbw_bitmap_alloc(s->nr_chunks, false);
+	if (!s->to_copy || !s->done || !s->access || !s->settled)
+		goto nomem;
+	if (cbw_frozen_alloc(s))
 		goto nomem;
 	s->nr_to_copy = s->nr_chunks;
 	s->nr_accessible = s->nr_chunks;
@@ -156,17 +175,59 @@ void cbw_snapshot_destroy(struct cbw_snapshot *s)
 	if (s->reserve)
 		cbw_buf_free_pages(s->reserve);
 	kfree(s->job_pool);
+	kvfree(s->frozen_buckets);
+	kvfree(s->settled);
 	kvfree(s->access);
 	kvfree(s->done);
 	kvfree(s->to_copy);
 	kfree(s);
 }
 
-/* Are chunks @first..@last all copied?  Called under s->lock. */
-bool cbw_chunks_copied(struct cbw_snapshot *s, unsigned long first,
+/*
+ * Are chunks @first..@last all settled?  Called without s->lock: a chunk
+ * once settled stays so.
+ */
+bool cbw_chunks_settled(struct cbw_snapshot *s, unsigned long first,
+			unsigned long last)
+{
+	return find_next_zero_bit(s->settled, last + 1, first) > last;
+}
+
+/*
+ * Chunks @first..@last are copied or untracked for good.  A write that
+ * sees them settled must see every snapshot read of the origin that was
+ * registered before: the caller issues smp_mb() first.  Under s->lock.
+ */
+void cbw_chunks_settle(struct cbw_snapshot *s, unsigned long first,
 		       unsigned long last)
 {
-	return find_next_zero_bit(s->done, last + 1, first) > last;
+	bitmap_set(s->settled, first, last - first + 1);
+}
+
+/* Count @fr in (@delta 1) or out of (-1) its buckets.  Under s->lock. */
+void cbw_frozen_add(struct cbw_snapshot *s, struct cbw_frozen_read *fr,
+		    int delta)
+{
+	unsigned long b;
+
+	for (b = fr->first >> s->bucket_shift;
+	     b <= fr->last >> s->bucket_shift; b++)
+		atomic_add(delta, &s->frozen_buckets[b]);
+}
+
+/*
+ * Might a snapshot read be reading chunks @first..@last from the origin?
+ * Called without s->lock, after the chunks were seen settled.
+ */
+bool cbw_frozen_any(struct cbw_snapshot *s, unsigned long first,
+		    unsigned long last)
+{
+	unsigned long b;
+
+	for (b = first >> s->bucket_shift; b <= last >> s->bucket_shift; b++)
+		if (atomic_read(&s->frozen_buckets[b]))
+			return true;
+	return false;
 }
 
 /* May a snapshot reader read chunks @first..@last?  Under s->lock. */
@@ -196,8 +257,16 @@ static unsigned long cbw_bitmap_clear_counted(unsigned long *map,
 void cbw_chunks_drop(struct cbw_snapshot *s, unsigned long first,
 		     unsigned long last)
 {
+	unsigned long chunk = first;
+
 	s->nr_accessible -= cbw_bitmap_clear_counted(s->access, first, last);
-	s->nr_to_copy -= cbw_bitmap_clear_counted(s->to_copy, first, last);
+	/* Pairs with smp_rmb() in cbw_write_needs_nothing(). */
+	smp_mb();
+	for_each_set_bit_from(chunk, s->to_copy, last + 1) {
+		__clear_bit(chunk, s->to_copy);
+		__set_bit(chunk, s->settled);
+		s->nr_to_copy--;
+	}
 }
 
 /*
@@ -212,6 +281,7 @@ void cbw_snapshot_restrict(struct cbw_snapshot *s, struct cbw_dirty_bitmap *bm)
 {
 	cbw_bitmap_to_chunks(bm, s, s->to_copy);
 	bitmap_copy(s->access, s->to_copy, s->nr_chunks);
+	bitmap_complement(s->settled, s->to_copy, s->nr_chunks);
 	s->nr_to_copy = bitmap_weight(s->to_copy, s->nr_chunks);
 	s->nr_accessible = s->nr_to_copy;
 }

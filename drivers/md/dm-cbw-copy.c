@@ -228,23 +228,24 @@ static enum cbw_route cbw_route_write(struct cbw_snapshot *s, struct bio *bio,
 }
 
 /*
- * A write whose chunks are all copied, while no snapshot read is reading
- * the origin, needs no lock.  Copied is final for a chunk, and the
- * smp_mb() before the done bits are set makes a snapshot read that was
- * registered before them visible in nr_frozen_reads here.
+ * A write needs no lock when its chunks are settled (copied, or not in the
+ * snapshot) or the snapshot is broken, and no snapshot read is reading
+ * the origin in the buckets of chunks it touches.  Chunks settle and the
+ * snapshot breaks only after an smp_mb(), under s->lock: a snapshot read
+ * registered before is then seen in its buckets here, and one registered
+ * after never reads these chunks from the origin.
  */
 static bool cbw_write_needs_nothing(struct cbw_snapshot *s, struct bio *bio)
 {
 	unsigned long first, last;
 
 	cbw_bio_chunks(s, bio, &first, &last);
-	if (find_next_bit(s->to_copy, last + 1, first) <= last)
+	if (READ_ONCE(s->state) == DM_CBW_SNAPSHOT_ACTIVE &&
+	    !cbw_chunks_settled(s, first, last))
 		return false;
-	if (!cbw_chunks_copied(s, first, last))
-		return false;
-	/* Pairs with smp_mb() in cbw_job_finish(). */
+	/* Pairs with smp_mb() in cbw_job_settle() and cbw_chunks_drop(). */
 	smp_rmb();
-	return !atomic_read(&s->nr_frozen_reads);
+	return !cbw_frozen_any(s, first, last);
 }
 
 static void cbw_job_arm(struct cbw_copy_job *job);
@@ -313,7 +314,7 @@ void cbw_copy_release_frozen(struct cbw_snapshot *s,
 
 	spin_lock_irqsave(&s->lock, flags);
 	list_del(&fr->node);
-	atomic_dec(&s->nr_frozen_reads);
+	cbw_frozen_add(s, fr, -1);
 	cbw_requeue(s, &s->read_waiters);
 	spin_unlock_irqrestore(&s->lock, flags);
 }
@@ -376,7 +377,9 @@ static void cbw_break_snapshot(struct cbw_snapshot *s, int err)
 
 	if (s->state != DM_CBW_SNAPSHOT_ACTIVE)
 		return;
-	s->state = DM_CBW_SNAPSHOT_BROKEN;
+	/* Pairs with smp_rmb() in cbw_write_needs_nothing(). */
+	smp_mb();
+	WRITE_ONCE(s->state, DM_CBW_SNAPSHOT_BROKEN);
 	s->error = err;
 	list_for_each_entry(job, &s->jobs, node)
 		cbw_requeue_job(s, job);
@@ -728,13 +731,35 @@ static bool cbw_job_start_nowait(struct cbw_copy_job *job)
  */
 static void cbw_job_unclaim(struct cbw_snapshot *s, struct cbw_copy_job *job)
 {
-	unsigned long chunk = job->first;
-	unsigned long end = job->first + job->nr;
+	unsigned long chunk;
 
-	for_each_set_bit_from(chunk, s->access, end) {
-		__set_bit(chunk, s->to_copy);
-		s->nr_to_copy++;
+	for (chunk = job->first; chunk < job->first + job->nr; chunk++) {
+		if (test_bit(chunk, s->access)) {
+			__set_bit(chunk, s->to_copy);
+			s->nr_to_copy++;
+		} else {
+			/* Dropped while in flight: untracked now. */
+			__set_bit(chunk, s->settled);
+		}
 	}
+}
+
+/*
+ * The chunks of @job are copied, or back to be copied (or untracked).
+ * Under s->lock.
+ */
+static void cbw_job_settle(struct cbw_snapshot *s, struct cbw_copy_job *job,
+			   bool copied)
+{
+	/* Pairs with smp_rmb() in cbw_write_needs_nothing(). */
+	smp_mb();
+	if (!copied) {
+		cbw_job_unclaim(s, job);
+		return;
+	}
+	bitmap_set(s->done, job->first, job->nr);
+	cbw_chunks_settle(s, job->first, job->first + job->nr - 1);
+	s->nr_copied += job->nr;
 }
 
 /* A buffer and a bio came back: start a parked job.  Under s->lock. */
@@ -778,19 +803,13 @@ static void cbw_job_finish(struct cbw_copy_job *job)
 
 	spin_lock_irq(&s->lock);
 	s->nr_copying -= job->nr;
+	cbw_job_settle(s, job, copied);
 	if (copied) {
-		/* Pairs with smp_rmb() in cbw_write_needs_nothing(). */
-		smp_mb();
-		bitmap_set(s->done, job->first, job->nr);
-		s->nr_copied += job->nr;
 		/* Routed from here rather than through the worker. */
 		owner = cbw_release_owner(job, 0);
-	} else {
-		cbw_job_unclaim(s, job);
-		if (err && job->status != BLK_STS_AGAIN && !job->timed_out) {
-			s->nr_failed++;
-			cbw_copy_failed(s, job, err, &failed);
-		}
+	} else if (err && job->status != BLK_STS_AGAIN && !job->timed_out) {
+		s->nr_failed++;
+		cbw_copy_failed(s, job, err, &failed);
 	}
 	cbw_requeue_job(s, job);
 	list_move(&job->node, &s->free_jobs);

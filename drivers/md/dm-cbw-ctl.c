@@ -19,7 +19,7 @@
 #include "dm-cbw.h"
 
 #define CBW_API_MAJOR	1
-#define CBW_API_MINOR	2
+#define CBW_API_MINOR	3
 #define CBW_API_PATCH	0
 
 /* The fields every argument structure starts with. */
@@ -98,7 +98,7 @@ static int cbw_ctl_version(void __user *uarg)
 	v.minor = CBW_API_MINOR;
 	v.patch = CBW_API_PATCH;
 	v.features = DM_CBW_FEATURE_BITMAPS | DM_CBW_FEATURE_SNAPSHOT_BITMAP |
-		     DM_CBW_FEATURE_FREEZE;
+		     DM_CBW_FEATURE_FREEZE | DM_CBW_FEATURE_PERSISTENT;
 	return cbw_ctl_copy_out(uarg, &v, sizeof(v));
 }
 
@@ -111,7 +111,7 @@ static int cbw_ctl_bitmap_do(struct cbw_device *dev, unsigned int nr,
 
 	if (nr == DM_CBW_BITMAP_ADD_CMD)
 		return cbw_bitmap_add(dev, cmd->name, cmd->granularity,
-				      cmd->flags & DM_CBW_BITMAP_ADD_DISABLED);
+				      cmd->flags);
 
 	mutex_lock(&dev->bitmaps_lock);
 	bm = cbw_bitmap_find(dev, cmd->name);
@@ -126,7 +126,9 @@ static int cbw_ctl_bitmap_do(struct cbw_device *dev, unsigned int nr,
 	else if (nr == DM_CBW_BITMAP_REMOVE_CMD)
 		cbw_bitmap_remove(dev, bm);
 	else if (nr == DM_CBW_BITMAP_CLEAR_CMD)
-		cbw_bitmap_clear(bm);
+		cbw_bitmap_reset(bm);
+	else if (bm->inconsistent)
+		r = -EUCLEAN;	/* only remove and clear */
 	else
 		WRITE_ONCE(bm->recording, nr == DM_CBW_BITMAP_ENABLE_CMD);
 	mutex_unlock(&dev->bitmaps_lock);
@@ -145,7 +147,8 @@ static int cbw_ctl_bitmap_cmd(unsigned int nr, void __user *uarg)
 	if (r)
 		return r;
 	if (nr == DM_CBW_BITMAP_ADD_CMD)
-		known_flags = DM_CBW_BITMAP_ADD_DISABLED;
+		known_flags = DM_CBW_BITMAP_ADD_DISABLED |
+			      DM_CBW_BITMAP_PERSISTENT;
 	else if (nr == DM_CBW_BITMAP_THAW_CMD)
 		known_flags = DM_CBW_BITMAP_THAW_MERGE;
 	if (nr != DM_CBW_BITMAP_ADD_CMD && cmd.granularity)
@@ -194,11 +197,17 @@ static int cbw_ctl_merge_locked(struct cbw_device *dev,
 	dst = cbw_bitmap_find(dev, m->target);
 	if (!dst)
 		return -ENOENT;
-	for (i = 0; i < m->nr_sources; i++)
-		if (!cbw_bitmap_find(dev, names + i * DM_CBW_NAME_LEN))
+	for (i = 0; i < m->nr_sources; i++) {
+		src = cbw_bitmap_find(dev, names + i * DM_CBW_NAME_LEN);
+		if (!src)
 			return -ENOENT;
+		if (src->inconsistent)
+			return -EUCLEAN;
+	}
 	if (dst->busy)
 		return -EBUSY;
+	if (dst->inconsistent)
+		return -EUCLEAN;
 
 	for (i = 0; i < m->nr_sources; i++) {
 		src = cbw_bitmap_find(dev, names + i * DM_CBW_NAME_LEN);
@@ -252,10 +261,15 @@ static void cbw_ctl_fill_info(struct cbw_device *dev,
 	info->count = cbw_bitmap_dirty_bytes(bm);
 	info->status = 0;
 	info->successor_count = 0;
+	info->generation = bm->generation;
 	if (READ_ONCE(bm->recording))
 		info->status |= DM_CBW_BITMAP_RECORDING;
 	if (bm->busy)
 		info->status |= DM_CBW_BITMAP_BUSY;
+	if (bm->persistent)
+		info->status |= DM_CBW_BITMAP_PERSISTENT;
+	if (bm->inconsistent)
+		info->status |= DM_CBW_BITMAP_INCONSISTENT;
 	if (succ) {
 		info->status |= DM_CBW_BITMAP_FROZEN;
 		if (succ->recording)
@@ -268,7 +282,7 @@ static bool cbw_ctl_info_valid(const struct dm_cbw_bitmap_info *info)
 {
 	return !info->flags && !info->granularity && !info->count &&
 	       !info->status && !info->reserved0 && !info->successor_count &&
-	       !info->reserved;
+	       !info->generation;
 }
 
 static int cbw_ctl_bitmap_query(void __user *uarg)
@@ -498,10 +512,12 @@ static int cbw_ctl_read_range(struct cbw_device *dev, unsigned int nr,
 
 	mutex_lock(&dev->bitmaps_lock);
 	bm = cbw_bitmap_find(dev, rd->name);
-	if (bm)
-		cbw_walk_bitmap(bm, w, sector, min_t(sector_t, end, bm->len));
-	else
+	if (!bm)
 		r = -ENOENT;
+	else if (bm->inconsistent)
+		r = -EUCLEAN;
+	else
+		cbw_walk_bitmap(bm, w, sector, min_t(sector_t, end, bm->len));
 	mutex_unlock(&dev->bitmaps_lock);
 	return r;
 }
@@ -614,6 +630,8 @@ static int cbw_ctl_mark_locked(struct cbw_device *dev,
 	bm = cbw_bitmap_find(dev, m->name);
 	if (!bm)
 		return -ENOENT;
+	if (bm->inconsistent)
+		return -EUCLEAN;
 	if (m->offset + m->length > ((u64)bm->len << SECTOR_SHIFT))
 		return -EINVAL;
 	succ = cbw_bitmap_successor(dev, bm);

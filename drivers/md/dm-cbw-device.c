@@ -8,6 +8,7 @@
  */
 #include <linux/slab.h>
 #include <linux/mutex.h>
+#include <linux/rcupdate.h>
 
 #include "dm-cbw.h"
 
@@ -85,6 +86,9 @@ void cbw_device_detach(struct cbw_device *dev, struct list_head *target)
 	if (last)
 		list_del_init(&dev->node);
 	mutex_unlock(&cbw_devices_lock);
+	/* Removed, or not a cbw device any more: its bitmaps go to disk. */
+	if (last)
+		cbw_metadata_detach(dev);
 	cbw_device_put(dev);
 }
 
@@ -98,15 +102,25 @@ void cbw_device_put(struct cbw_device *dev)
 	list_del_init(&dev->node);
 	mutex_unlock(&cbw_devices_lock);
 
-	WARN_ON(dev->snap);
+	WARN_ON(rcu_access_pointer(dev->snap));
 	cbw_bitmaps_destroy(dev);
 	kfree(dev);
 }
 
-/* Wait until no access bio is inside @s; it must be unpublished already. */
+/*
+ * Wait until no access bio is inside @s; it must be unpublished already.
+ * After the grace period every reader that found @s has counted itself.
+ */
 static void cbw_device_drain(struct cbw_device *dev, struct cbw_snapshot *s)
 {
+	synchronize_rcu();
 	wait_event(dev->drain_wq, !atomic_read(&s->nr_readers));
+}
+
+static struct cbw_snapshot *cbw_device_snap(struct cbw_device *dev)
+{
+	return rcu_dereference_protected(dev->snap,
+					 lockdep_is_held(&dev->lock));
 }
 
 /*
@@ -123,10 +137,10 @@ bool cbw_device_publish(struct cbw_device *dev, struct cbw_snapshot *snap,
 	struct cbw_snapshot *old;
 
 	spin_lock_irq(&dev->lock);
-	old = dev->snap;
+	old = cbw_device_snap(dev);
 	if (snap && snap != old)
 		snap->seq = ++dev->snap_seq;
-	dev->snap = snap;
+	rcu_assign_pointer(dev->snap, snap);
 	dev->len = len;
 	dev->chunk_sectors = chunk_sectors;
 	dev->logical_block_size = logical_block_size;
@@ -148,7 +162,7 @@ int cbw_device_can_publish(struct cbw_device *dev, struct cbw_snapshot *snap)
 	int r = 0;
 
 	spin_lock_irq(&dev->lock);
-	old = dev->snap;
+	old = cbw_device_snap(dev);
 	if (old && old != snap && !cbw_copy_idle(old))
 		r = -EBUSY;
 	spin_unlock_irq(&dev->lock);
@@ -163,8 +177,8 @@ void cbw_device_unpublish(struct cbw_device *dev, struct cbw_snapshot *snap)
 	bool was_published = false;
 
 	spin_lock_irq(&dev->lock);
-	if (dev->snap == snap) {
-		dev->snap = NULL;
+	if (cbw_device_snap(dev) == snap) {
+		RCU_INIT_POINTER(dev->snap, NULL);
 		was_published = true;
 	}
 	spin_unlock_irq(&dev->lock);
@@ -176,23 +190,24 @@ void cbw_device_unpublish(struct cbw_device *dev, struct cbw_snapshot *snap)
 /*
  * Enter the published snapshot for one access bio.  *@seq names the
  * snapshot the caller is bound to (0: bind to the current one).  Returns
- * NULL when there is no such snapshot any more.
+ * NULL when there is no such snapshot any more.  Takes no lock: the
+ * snapshot is freed only after a grace period and its readers' drain.
  */
 struct cbw_snapshot *cbw_device_enter_snapshot(struct cbw_device *dev,
 					       u64 *seq)
 {
 	struct cbw_snapshot *s;
-	unsigned long flags;
 
-	spin_lock_irqsave(&dev->lock, flags);
-	s = dev->snap;
+	rcu_read_lock();
+	s = rcu_dereference(dev->snap);
 	if (s && *seq && s->seq != *seq)
 		s = NULL;
 	if (s) {
-		*seq = s->seq;
+		if (!*seq)
+			*seq = s->seq;
 		atomic_inc(&s->nr_readers);
 	}
-	spin_unlock_irqrestore(&dev->lock, flags);
+	rcu_read_unlock();
 	return s;
 }
 

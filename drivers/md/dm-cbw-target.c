@@ -46,6 +46,8 @@ struct cbw_c {
 	unsigned int timeout_ms;	/* cbw_timeout_ms, 0: no limit */
 	bool policy_set;
 	bool timeout_set;
+	const char *metadata_path;	/* metadata_dev, during the ctr */
+	struct dm_dev *metadata_dev;	/* NULL: no metadata device */
 };
 
 /*
@@ -218,6 +220,20 @@ static int cbw_parse_timeout(struct cbw_c *c, struct dm_arg_set *as,
 	return 0;
 }
 
+/* metadata_dev <dev>: opened once all arguments are parsed. */
+static int cbw_parse_metadata_dev(struct cbw_c *c, struct dm_arg_set *as,
+				  unsigned int *argc, char **error)
+{
+	const char *arg = cbw_shift_value(as, argc);
+
+	if (!arg) {
+		*error = "metadata_dev needs a device";
+		return -EINVAL;
+	}
+	c->metadata_path = arg;
+	return 0;
+}
+
 static int cbw_parse_optional_arg(struct cbw_c *c, const char *arg,
 				  struct dm_arg_set *as, unsigned int *argc,
 				  char **error)
@@ -226,7 +242,17 @@ static int cbw_parse_optional_arg(struct cbw_c *c, const char *arg,
 	bool dup;
 	int r;
 
-	/* Every optional argument is about the snapshot: all need a COW. */
+	if (!strcasecmp(arg, "metadata_dev")) {
+		dup = c->metadata_path;
+		r = cbw_parse_metadata_dev(c, as, argc, error);
+		if (!r && dup) {
+			*error = "Duplicate optional argument";
+			return -EINVAL;
+		}
+		return r;
+	}
+
+	/* The other optional arguments are about the snapshot: need a COW. */
 	if (!strcasecmp(arg, "snapshot_bitmap")) {
 		dup = c->snap_bitmap_name[0];
 		r = cbw_parse_bitmap_arg(c->snap_bitmap_name, as, argc, error);
@@ -287,6 +313,50 @@ static int cbw_parse_optional_args(struct cbw_c *c, struct dm_arg_set *as,
 	return 0;
 }
 
+static int cbw_open_metadata(struct cbw_c *c)
+{
+	struct dm_target *ti = c->ti;
+	struct block_device *bdev;
+	int r;
+
+	if (!c->metadata_path)
+		return 0;
+	r = dm_get_device(ti, c->metadata_path, dm_table_get_mode(ti->table),
+			  &c->metadata_dev);
+	c->metadata_path = NULL;
+	if (r) {
+		ti->error = "Error opening metadata device";
+		return r;
+	}
+	bdev = c->metadata_dev->bdev;
+	if (bdev == c->origin->bdev || (c->cow && bdev == c->cow->bdev)) {
+		ti->error = "Metadata device must differ from the origin and COW devices";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * The metadata device must be formatted for this origin (cbwctl metadata
+ * format); it is never formatted here, so that a wrong device is refused
+ * rather than overwritten.  The first table that names it attaches it to
+ * the device, with its persistent bitmaps; later tables must name it too.
+ */
+static int cbw_attach_metadata(struct cbw_c *c)
+{
+	struct dm_target *ti = c->ti;
+
+	if (!c->metadata_dev) {
+		if (!READ_ONCE(c->dev->metadata))
+			return 0;
+		ti->error = "The device has a metadata device: the table must name it";
+		return -EINVAL;
+	}
+	return cbw_metadata_attach(c->dev, c->metadata_dev->bdev,
+				   bdev_nr_sectors(c->origin->bdev),
+				   &ti->error);
+}
+
 /* The snapshot bitmap must exist now; it stays busy until it is used. */
 static int cbw_hold_snapshot_bitmap(struct cbw_c *c)
 {
@@ -296,6 +366,12 @@ static int cbw_hold_snapshot_bitmap(struct cbw_c *c)
 		return 0;
 	mutex_lock(&dev->bitmaps_lock);
 	c->snap_bitmap = cbw_bitmap_find(dev, c->snap_bitmap_name);
+	if (c->snap_bitmap && c->snap_bitmap->inconsistent) {
+		mutex_unlock(&dev->bitmaps_lock);
+		c->snap_bitmap = NULL;
+		c->ti->error = "Dirty bitmap is inconsistent";
+		return -EUCLEAN;
+	}
 	if (c->snap_bitmap)
 		c->snap_bitmap->busy++;
 	mutex_unlock(&dev->bitmaps_lock);
@@ -333,6 +409,9 @@ static int cbw_hold_freeze_bitmap(struct cbw_c *c)
 	if (!bm) {
 		c->ti->error = "Dirty bitmap not found";
 		r = -ENOENT;
+	} else if (bm->inconsistent) {
+		c->ti->error = "Dirty bitmap is inconsistent";
+		r = -EUCLEAN;
 	} else if (cbw_bitmap_successor(dev, bm)) {
 		c->ti->error = "Dirty bitmap is already frozen";
 		r = -EBUSY;
@@ -400,6 +479,8 @@ static void cbw_destroy(struct cbw_c *c)
 	}
 	if (c->dev)
 		cbw_device_detach(c->dev, &c->dev_node);
+	if (c->metadata_dev)
+		dm_put_device(c->ti, c->metadata_dev);
 	if (c->cow)
 		dm_put_device(c->ti, c->cow);
 	if (c->origin)
@@ -444,6 +525,7 @@ static int cbw_attach(struct cbw_c *c)
  *   freeze_bitmap <name>
  *   on_cbw_error break_guest_write|break_snapshot
  *   cbw_timeout_ms <milliseconds, 0: no limit>
+ *   metadata_dev <dev>
  */
 static int cbw_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 {
@@ -477,12 +559,18 @@ static int cbw_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	r = cbw_parse_optional_args(c, &as, &ti->error);
 	if (r)
 		goto bad;
+	r = cbw_open_metadata(c);
+	if (r)
+		goto bad;
 
 	r = cbw_attach(c);
 	if (r) {
 		ti->error = "Cannot allocate device state";
 		goto bad;
 	}
+	r = cbw_attach_metadata(c);
+	if (r)
+		goto bad;
 	r = cbw_hold_snapshot_bitmap(c);
 	if (r)
 		goto bad;
@@ -604,6 +692,7 @@ static int cbw_preresume(struct dm_target *ti)
 	if (c->snap)
 		cbw_copy_restart(c->snap);
 	c->started = true;
+	cbw_metadata_start_writeback(c->dev);
 	if (cbw_device_publish(c->dev, c->snap, ti->len, c->chunk_sectors,
 			       cbw_logical_block_size(c)))
 		dm_table_event(ti->table);
@@ -622,6 +711,9 @@ static void cbw_postsuspend(struct dm_target *ti)
 
 	if (c->snap)
 		cbw_copy_stop(c->snap);
+	/* The bits of every completed write, before the suspend ends. */
+	cbw_metadata_stop_writeback(c->dev);
+	cbw_metadata_writeback(c->dev);
 }
 
 /*
@@ -693,6 +785,8 @@ static void cbw_status_table_args(struct cbw_c *c, char *result,
 		n += 2;
 	if (c->timeout_ms)
 		n += 2;
+	if (c->metadata_dev)
+		n += 2;
 	if (n)
 		DMEMIT(" %u", n);
 	if (c->snap_bitmap_name[0])
@@ -703,6 +797,8 @@ static void cbw_status_table_args(struct cbw_c *c, char *result,
 		DMEMIT(" on_cbw_error %s", cbw_policy_name(c->policy));
 	if (c->timeout_ms)
 		DMEMIT(" cbw_timeout_ms %u", c->timeout_ms);
+	if (c->metadata_dev)
+		DMEMIT(" metadata_dev %s", c->metadata_dev->name);
 	*size = sz;
 }
 
@@ -732,8 +828,11 @@ static void cbw_status(struct dm_target *ti, status_type_t type,
 			DMEMIT(",snapshot_bitmap=%s", c->snap_bitmap_name);
 		if (c->freeze_bitmap_name[0])
 			DMEMIT(",freeze_bitmap=%s", c->freeze_bitmap_name);
-		DMEMIT(",on_cbw_error=%s,cbw_timeout_ms=%u;",
+		DMEMIT(",on_cbw_error=%s,cbw_timeout_ms=%u",
 		       cbw_policy_name(c->policy), c->timeout_ms);
+		if (c->metadata_dev)
+			DMEMIT(",metadata_dev=%s", c->metadata_dev->name);
+		DMEMIT(";");
 		break;
 	}
 }
@@ -765,7 +864,7 @@ static void cbw_io_hints(struct dm_target *ti, struct queue_limits *limits)
 
 static struct target_type cbw_target = {
 	.name = DM_CBW_TARGET_NAME,
-	.version = {1, 3, 0},
+	.version = {1, 4, 0},
 	.features = DM_TARGET_SINGLETON,
 	.module = THIS_MODULE,
 	.ctr = cbw_ctr,
@@ -792,6 +891,10 @@ static int __init dm_cbw_init(void)
 	if (r)
 		return r;
 
+	r = cbw_metadata_init();
+	if (r)
+		goto bad_metadata;
+
 	r = cbw_ctl_init();
 	if (r) {
 		DMERR("control device registration failed: %d", r);
@@ -816,6 +919,8 @@ bad_access:
 bad_cbw:
 	cbw_ctl_exit();
 bad_ctl:
+	cbw_metadata_exit();
+bad_metadata:
 	cbw_copy_exit();
 	return r;
 }
@@ -825,6 +930,7 @@ static void __exit dm_cbw_exit(void)
 	cbw_access_unregister();
 	dm_unregister_target(&cbw_target);
 	cbw_ctl_exit();
+	cbw_metadata_exit();
 	cbw_copy_exit();
 	cbw_devices_exit();
 }
@@ -834,6 +940,6 @@ module_exit(dm_cbw_exit);
 
 MODULE_DESCRIPTION(DM_NAME " copy-before-write target with snapshot access");
 MODULE_AUTHOR("The dm-cbw developers");
-MODULE_VERSION("1.3.0");
+MODULE_VERSION("1.4.0");
 MODULE_LICENSE("GPL");
 MODULE_ALIAS("dm-cbw-access");

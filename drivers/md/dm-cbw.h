@@ -56,7 +56,7 @@ struct cbw_device {
 
 	spinlock_t lock;		/* protects the fields below */
 	struct list_head targets;	/* attached cbw targets */
-	struct cbw_snapshot *snap;	/* published snapshot or NULL */
+	struct cbw_snapshot __rcu *snap; /* published snapshot or NULL */
 	u64 snap_seq;			/* sequence number of the last one */
 	sector_t len;			/* length of the newest cbw target */
 	sector_t chunk_sectors;		/* chunk size of the newest one */
@@ -67,6 +67,11 @@ struct cbw_device {
 	struct mutex bitmaps_lock;	/* changes to the bitmaps */
 	struct list_head bitmaps;	/* dirty bitmaps, RCU for marking */
 	atomic64_t bitmap_bytes;	/* memory they take */
+	/*
+	 * The metadata device of the persistent bitmaps, from the first table
+	 * that named one until the last table leaves (under bitmaps_lock).
+	 */
+	struct cbw_metadata *metadata;
 };
 
 /*
@@ -113,6 +118,18 @@ struct cbw_dirty_bitmap {
 	unsigned int busy;		/* users that forbid changes */
 	/* While frozen: records the writes since the freeze, for a backup. */
 	struct cbw_dirty_bitmap __rcu *successor;
+
+	/* Persistent bitmaps: where they are on the metadata device. */
+	bool persistent;
+	bool inconsistent;		/* bits lost: only remove or clear it */
+	bool enabled;			/* while inconsistent: records once cleared */
+	u64 generation;			/* changes when the bits are lost or reset */
+	unsigned int md_slot;		/* its directory entry */
+	u64 md_first_block;
+	u64 md_nr_blocks;
+	/* Bit 0 set when its bits changed since they were last written. */
+	unsigned long md_changed;
+	unsigned long *changed;		/* &md_changed, the parent's, or NULL */
 };
 
 /*
@@ -167,6 +184,8 @@ struct cbw_copy_job {
  *   untracked: to_copy and done clear, no job (discarded or not in the
  *              snapshot); writes pass without copying
  * and readable through the access device while its access bit is set.
+ * A chunk that is copied or untracked is settled: it never needs a copy
+ * again, so writes to it only wait for snapshot reads of the origin.
  */
 struct cbw_snapshot {
 	struct cbw_device *dev;
@@ -184,6 +203,7 @@ struct cbw_snapshot {
 	unsigned long *to_copy;
 	unsigned long *done;
 	unsigned long *access;
+	unsigned long *settled;		/* read without s->lock; only set */
 	unsigned long nr_to_copy;
 	unsigned long nr_copied;
 	unsigned long nr_accessible;
@@ -212,7 +232,8 @@ struct cbw_snapshot {
 	unsigned long nr_returns;	/* buffers and bios given back */
 
 	struct list_head frozen_reads;	/* access reads served by the origin */
-	atomic_t nr_frozen_reads;
+	atomic_t *frozen_buckets;	/* frozen reads over each bucket */
+	unsigned int bucket_shift;	/* chunks per bucket, log2 */
 	struct bio_list read_waiters;	/* writes waiting for frozen reads */
 	struct bio_list throttled;	/* writes waiting for a free job */
 	struct bio_list deferred;	/* writes to route again */
@@ -260,7 +281,16 @@ bool cbw_bitmap_name_valid(const char *name);
 struct cbw_dirty_bitmap *cbw_bitmap_find(struct cbw_device *dev,
 					 const char *name);
 int cbw_bitmap_add(struct cbw_device *dev, const char *name,
-		   u64 granularity, bool disabled);
+		   u64 granularity, u32 flags);
+struct cbw_dirty_bitmap *cbw_bitmap_create(const char *name, u64 granularity,
+					   sector_t len);
+void cbw_bitmap_free(struct cbw_dirty_bitmap *bm);
+void cbw_bitmap_insert(struct cbw_device *dev, struct cbw_dirty_bitmap *bm);
+void cbw_bitmap_reset(struct cbw_dirty_bitmap *bm);
+void cbw_bitmap_get_block(struct cbw_device *dev, struct cbw_dirty_bitmap *bm,
+			  u64 index, void *bits);
+void cbw_bitmap_set_block(struct cbw_dirty_bitmap *bm, u64 index,
+			  const void *bits);
 void cbw_bitmap_remove(struct cbw_device *dev, struct cbw_dirty_bitmap *bm);
 void cbw_bitmaps_destroy(struct cbw_device *dev);
 void cbw_bitmap_mark(struct cbw_dirty_bitmap *bm, sector_t sector,
@@ -284,6 +314,46 @@ void cbw_bitmap_freeze(struct cbw_device *dev, struct cbw_dirty_bitmap *bm,
 void cbw_bitmap_thaw(struct cbw_device *dev, struct cbw_dirty_bitmap *bm,
 		     bool merge);
 
+/*
+ * The metadata device of a cbw table, read through a dm-bufio client of
+ * its own: what its superblock says (see <uapi/linux/dm-cbw-metadata.h>).
+ */
+struct cbw_metadata {
+	struct list_head node;		/* in the list of attached ones */
+	struct block_device *bdev;
+	struct dm_bufio_client *bufio;
+	struct cbw_device *dev;		/* the device it is attached to */
+	u8 uuid[16];
+	sector_t origin_sectors;	/* the origin it was formatted for */
+	u64 nr_blocks;			/* blocks of the format */
+	u64 region_sectors;		/* write-intent region size */
+	u64 intent_blocks;
+	u64 bitmap_block;		/* first block of the bitmap area */
+	bool in_use;			/* the superblock says in use */
+	void *block;			/* a block being built */
+	bool dirtied;			/* buffers were dirtied since the commit */
+	int error;			/* of the last writeback */
+
+	/* Periodic writeback, while a table that names it is live. */
+	struct delayed_work writeback_work;
+	bool writeback_armed;		/* under bitmaps_lock */
+};
+
+/* dm-cbw-metadata.c */
+struct cbw_metadata *cbw_metadata_open(struct block_device *bdev,
+				       sector_t origin_sectors, char **error);
+void cbw_metadata_close(struct cbw_metadata *md);
+int cbw_metadata_attach(struct cbw_device *dev, struct block_device *bdev,
+			sector_t origin_sectors, char **error);
+void cbw_metadata_detach(struct cbw_device *dev);
+int cbw_metadata_writeback(struct cbw_device *dev);
+void cbw_metadata_start_writeback(struct cbw_device *dev);
+void cbw_metadata_stop_writeback(struct cbw_device *dev);
+int cbw_metadata_place(struct cbw_device *dev, struct cbw_dirty_bitmap *bm);
+u64 cbw_metadata_new_generation(void);
+int cbw_metadata_init(void);
+void cbw_metadata_exit(void);
+
 /* dm-cbw-ctl.c */
 int cbw_ctl_init(void);
 void cbw_ctl_exit(void);
@@ -296,10 +366,16 @@ void cbw_snapshot_destroy(struct cbw_snapshot *s);
 struct cbw_copy_buf *cbw_buf_alloc_pages(unsigned int nr_pages, gfp_t gfp);
 void cbw_buf_free_pages(struct cbw_copy_buf *buf);
 void cbw_snapshot_restrict(struct cbw_snapshot *s, struct cbw_dirty_bitmap *bm);
-bool cbw_chunks_copied(struct cbw_snapshot *s, unsigned long first,
-		       unsigned long last);
 bool cbw_chunks_accessible(struct cbw_snapshot *s, unsigned long first,
 			   unsigned long last);
+bool cbw_chunks_settled(struct cbw_snapshot *s, unsigned long first,
+			unsigned long last);
+void cbw_chunks_settle(struct cbw_snapshot *s, unsigned long first,
+		       unsigned long last);
+void cbw_frozen_add(struct cbw_snapshot *s, struct cbw_frozen_read *fr,
+		    int delta);
+bool cbw_frozen_any(struct cbw_snapshot *s, unsigned long first,
+		    unsigned long last);
 void cbw_chunks_drop(struct cbw_snapshot *s, unsigned long first,
 		     unsigned long last);
 const char *cbw_state_name(enum dm_cbw_snapshot_state state);

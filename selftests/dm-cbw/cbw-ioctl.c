@@ -954,7 +954,7 @@ static const struct field query_fields[] = {
 	F(struct dm_cbw_bitmap_info, flags, 0x80000000),
 	F(struct dm_cbw_bitmap_info, reserved0, 1),
 	F(struct dm_cbw_bitmap_info, successor_count, 1),
-	F(struct dm_cbw_bitmap_info, reserved, 1),
+	F(struct dm_cbw_bitmap_info, generation, 1),
 	{ NULL, 0, 0, 0 }
 };
 
@@ -1481,24 +1481,26 @@ static void test_max_bitmaps(void)
 	       added);
 }
 
-/* No bitmap is kept on disk yet: ADD refuses to make one. */
+/* A device without a metadata device has no persistent bitmaps. */
 static void test_no_persistent(void)
 {
 	struct dm_cbw_bitmap_info info;
 
-	expect(bm_add("t-persistent", 4096, DM_CBW_BITMAP_PERSISTENT), EINVAL,
-	       "ADD with flag DM_CBW_BITMAP_PERSISTENT");
+	expect(bm_add("t-persistent", 4096, DM_CBW_BITMAP_PERSISTENT),
+	       EOPNOTSUPP, "ADD with flag DM_CBW_BITMAP_PERSISTENT");
 	expect(bm_add("t-persistent", 4096,
 		      DM_CBW_BITMAP_PERSISTENT | DM_CBW_BITMAP_ADD_DISABLED),
-	       EINVAL, "ADD with flags PERSISTENT | ADD_DISABLED");
+	       EOPNOTSUPP, "ADD with flags PERSISTENT | ADD_DISABLED");
 	expect(bm_query("t-persistent", &info), ENOENT,
 	       "QUERY after the refused ADDs");
 	expect(bm_add("t-persistent", 4096, 0), 0, "ADD t-persistent");
 	if (expect(bm_query("t-persistent", &info), 0, "QUERY t-persistent"))
-		check(!(info.status & DM_CBW_BITMAP_PERSISTENT),
-		      "status 0x%x says persistent", info.status);
+		check(!(info.status & DM_CBW_BITMAP_PERSISTENT) &&
+		      !info.generation,
+		      "status 0x%x generation %llu: persistent", info.status,
+		      (unsigned long long)info.generation);
 	expect(bm_remove("t-persistent"), 0, "REMOVE t-persistent");
-	report("ADD: DM_CBW_BITMAP_PERSISTENT => EINVAL; no bitmap reports it");
+	report("ADD: DM_CBW_BITMAP_PERSISTENT without a metadata device => EOPNOTSUPP; no bitmap reports it");
 }
 
 static void test_recording(void)
@@ -1711,7 +1713,7 @@ static void test_list(void)
 			      e->granularity == gran[i] && !e->count &&
 			      e->status == (i ? DM_CBW_BITMAP_RECORDING : 0u) &&
 			      !e->flags && !e->reserved0 && !e->successor_count &&
-			      !e->reserved,
+			      !e->generation,
 			      "entry of %s: size %u dev %u:%u granularity %llu count %llu status %u",
 			      names[i], e->size, e->dev_major, e->dev_minor,
 			      (unsigned long long)e->granularity,
@@ -2691,7 +2693,7 @@ static void expect_fz_listed(const char *name)
 		found++;
 		check(ent[k].status == q.status && ent[k].count == q.count &&
 		      ent[k].successor_count == q.successor_count &&
-		      !ent[k].reserved && !ent[k].reserved0,
+		      ent[k].generation == q.generation && !ent[k].reserved0,
 		      "LIST entry of %s: status 0x%x count %llu successor_count %llu, QUERY: 0x%x %llu %llu",
 		      name, ent[k].status, (unsigned long long)ent[k].count,
 		      (unsigned long long)ent[k].successor_count, q.status,

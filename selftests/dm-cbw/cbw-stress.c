@@ -13,14 +13,15 @@
  *
  * Subcommands (all I/O is O_DIRECT with aligned buffers):
  *
- *   stamp DEV GEN [START [COUNT]]
- *   verify DEV GEN [START [COUNT]]
+ *   stamp DEV GEN [START [COUNT [STRIDE]]]
+ *   verify DEV GEN [START [COUNT [STRIDE]]]
  *   run --guest DEV [--access DEV] --seconds N --writers W --readers R
  *       --chunk-sectors C --shadow FILE --touched FILE [--seed S]
  *       [--pre-gen G] [--no-discard] [--no-zeroout] [--no-cold]
+ *       [--readable-every K]
  *   check-post --guest DEV --shadow FILE
  *   check-cow --cow DEV --touched FILE [--chunk-sectors C]
- *   probe [--write] [--buffered] [--gen G] DEV SECTOR COUNT
+ *   probe [--write | --check] [--buffered] [--gen G] DEV SECTOR COUNT
  *   model --cbw NAME --origin NAME --origin-dev DEV --cow NAME --cow NAME
  *       --cow-dev DEV --access-prefix PREFIX --chunk-sectors C --seconds N
  *       --work DIR [--writers W] [--readers R] [--seed S] [--bitmap NAME]
@@ -93,15 +94,16 @@ static void msg(const char *fmt, ...)
 static void print_usage(void)
 {
 	fprintf(stderr,
-		"Usage: %s stamp DEV GEN [START [COUNT]]\n"
-		"       %s verify DEV GEN [START [COUNT]]\n"
+		"Usage: %s stamp DEV GEN [START [COUNT [STRIDE]]]\n"
+		"       %s verify DEV GEN [START [COUNT [STRIDE]]]\n"
 		"       %s run --guest DEV [--access DEV] --seconds N --writers W\n"
 		"              --readers R --chunk-sectors C --shadow FILE --touched FILE\n"
 		"              [--seed S] [--pre-gen G] [--no-discard] [--no-zeroout]\n"
-		"              [--no-cold]\n"
+		"              [--no-cold] [--readable-every K]\n"
 		"       %s check-post --guest DEV --shadow FILE\n"
 		"       %s check-cow --cow DEV --touched FILE [--chunk-sectors C]\n"
-		"       %s probe [--write] [--buffered] [--gen G] DEV SECTOR COUNT\n"
+		"       %s probe [--write | --check] [--buffered] [--gen G] DEV SECTOR\n"
+		"              COUNT\n"
 		"       %s model --cbw NAME --origin NAME --origin-dev DEV --cow NAME\n"
 		"              --cow NAME --cow-dev DEV --access-prefix PREFIX\n"
 		"              --chunk-sectors C --seconds N --work DIR [--writers W]\n"
@@ -502,20 +504,12 @@ static void parse_range_args(int argc, char **argv, struct dev *d,
 		exit(EXIT_USAGE);
 }
 
-static int cmd_stamp(int argc, char **argv)
+/* Stamp sectors @start..@start+@count-1 of @d with generation @gen. */
+static int stamp_range(struct dev *d, void *buf, uint64_t start,
+		       uint64_t count, uint32_t gen)
 {
-	uint64_t start, count, done = 0;
-	struct dev d;
-	uint32_t gen;
-	void *buf;
+	uint64_t done = 0;
 
-	if (argc < 2 || argc > 4)
-		print_usage();
-	gen = arg_u64("generation", argv[1], MAX_GEN);
-	if (dev_open(&d, argv[0], O_RDWR))
-		return EXIT_FAIL;
-	parse_range_args(argc - 2, argv + 2, &d, &start, &count);
-	buf = xalloc(BULK_SECTORS << SECTOR_SHIFT);
 	while (done < count) {
 		uint64_t n = count - done, i;
 		int err;
@@ -525,20 +519,65 @@ static int cmd_stamp(int argc, char **argv)
 		for (i = 0; i < n; i++)
 			stamp_sector((uint64_t *)buf + i * WORDS_PER_SECTOR,
 				     start + done + i, gen);
-		err = dev_io(d.fd, true, buf, start + done, n);
+		err = dev_io(d->fd, true, buf, start + done, n);
 		if (err) {
 			msg("%s: write error at sectors %" PRIu64 "+%" PRIu64 ": %s",
-			    d.path, start + done, n, strerror(-err));
-			return EXIT_FAIL;
+			    d->path, start + done, n, strerror(-err));
+			return -1;
 		}
 		done += n;
+	}
+	return 0;
+}
+
+/*
+ * The range arguments of stamp and verify: [START [COUNT [STRIDE]]].  With
+ * STRIDE, the range is COUNT sectors at START, START + STRIDE, ... up to
+ * the end of the device; without, *@stride is 0.
+ */
+static void parse_stride_args(int argc, char **argv, struct dev *d,
+			      uint64_t *start, uint64_t *count,
+			      uint64_t *stride)
+{
+	parse_range_args(argc > 2 ? 2 : argc, argv, d, start, count);
+	*stride = 0;
+	if (argc < 3)
+		return;
+	*stride = arg_u64("stride", argv[2], UINT64_MAX);
+	if (*stride < *count || !*count) {
+		msg("the stride must be at least the count, which is not 0");
+		exit(EXIT_USAGE);
+	}
+}
+
+static int cmd_stamp(int argc, char **argv)
+{
+	uint64_t start, count, stride, pos, runs = 0;
+	struct dev d;
+	uint32_t gen;
+	void *buf;
+
+	if (argc < 2 || argc > 5)
+		print_usage();
+	gen = arg_u64("generation", argv[1], MAX_GEN);
+	if (dev_open(&d, argv[0], O_RDWR))
+		return EXIT_FAIL;
+	parse_stride_args(argc - 2, argv + 2, &d, &start, &count, &stride);
+	buf = xalloc(BULK_SECTORS << SECTOR_SHIFT);
+	for (pos = start; pos + count <= d.nr_sectors; pos += stride) {
+		if (stamp_range(&d, buf, pos, count, gen))
+			return EXIT_FAIL;
+		runs++;
+		if (!stride)
+			break;
 	}
 	if (fsync(d.fd)) {
 		msg("%s: fsync: %s", d.path, strerror(errno));
 		return EXIT_FAIL;
 	}
-	printf("stamped %s sectors %" PRIu64 "+%" PRIu64 " with generation %"
-	       PRIu32 "\n", d.path, start, count, gen);
+	printf("stamped %s sectors %" PRIu64 "+%" PRIu64 " (%" PRIu64
+	       " runs) with generation %" PRIu32 "\n", d.path, start, count,
+	       runs, gen);
 	free(buf);
 	dev_close(&d);
 	return EXIT_OK;
@@ -546,22 +585,27 @@ static int cmd_stamp(int argc, char **argv)
 
 static int cmd_verify(int argc, char **argv)
 {
+	uint64_t start, count, stride, pos, total = 0;
 	struct report r = { 0 };
-	uint64_t start, count;
 	struct dev d;
 	uint32_t gen;
 	void *buf;
-	int err;
+	int err = 0;
 
-	if (argc < 2 || argc > 4)
+	if (argc < 2 || argc > 5)
 		print_usage();
 	gen = arg_u64("generation", argv[1], MAX_GEN);
 	if (dev_open(&d, argv[0], O_RDONLY))
 		return EXIT_FAIL;
-	parse_range_args(argc - 2, argv + 2, &d, &start, &count);
+	parse_stride_args(argc - 2, argv + 2, &d, &start, &count, &stride);
 	buf = xalloc(BULK_SECTORS << SECTOR_SHIFT);
 	r.path = d.path;
-	err = verify_range(&d, start, count, const_gen, &gen, &r, buf);
+	for (pos = start; !err && pos + count <= d.nr_sectors; pos += stride) {
+		err = verify_range(&d, pos, count, const_gen, &gen, &r, buf);
+		total += count;
+		if (!stride)
+			break;
+	}
 	report_close_run(&r);
 	free(buf);
 	dev_close(&d);
@@ -570,11 +614,12 @@ static int cmd_verify(int argc, char **argv)
 	if (r.bad) {
 		msg("%s: %" PRIu64 " of %" PRIu64 " sectors in %" PRIu64
 		    " ranges do not carry generation %" PRIu32, d.path, r.bad,
-		    count, r.runs, gen);
+		    total, r.runs, gen);
 		return EXIT_FAIL;
 	}
-	printf("verified %s sectors %" PRIu64 "+%" PRIu64 ": generation %"
-	       PRIu32 "\n", d.path, start, count, gen);
+	printf("verified %s sectors %" PRIu64 "+%" PRIu64 " (%" PRIu64
+	       " sectors in all): generation %" PRIu32 "\n", d.path, start,
+	       count, total, gen);
 	return EXIT_OK;
 }
 
@@ -747,6 +792,7 @@ struct run_ctx {
 	uint64_t region_off;		/* boundaries are this far into a chunk */
 	int cold_shift;			/* -1: no cold chunks */
 	uint32_t pre_gen;
+	uint64_t readable_every;	/* 0: every chunk is in the snapshot */
 	bool discard;
 	bool zeroout;
 	uint64_t seed;
@@ -764,6 +810,7 @@ struct run_ctx {
 
 	atomic_uint_fast64_t writes, discards, zeroouts, checks;
 	atomic_uint_fast64_t sectors_written, reads, sectors_read;
+	atomic_uint_fast64_t refused_reads;
 };
 
 struct worker {
@@ -1082,6 +1129,70 @@ static void *writer_fn(void *arg)
 	return NULL;
 }
 
+/* Does the access read of @s+@n match the pre-image?  Reports if not. */
+static bool reader_check(struct worker *w, const void *buf, uint64_t s,
+			 uint64_t n)
+{
+	struct run_ctx *ctx = w->ctx;
+	uint64_t i;
+
+	for (i = 0; i < n; i++) {
+		const uint64_t *p = (const uint64_t *)buf + i * WORDS_PER_SECTOR;
+		char f[128];
+
+		if (sector_matches(p, s + i, ctx->pre_gen))
+			continue;
+		describe_found(f, sizeof(f), p);
+		run_fail(ctx, "reader %u: access sector %" PRIu64
+			 " (read %" PRIu64 "+%" PRIu64
+			 "): expected pre-image stamp gen %" PRIu32
+			 ", found %s", w->id, s + i, s, n, ctx->pre_gen, f);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * With --readable-every K, only chunks that are multiples of K are in the
+ * snapshot: a read inside one of them must return the pre-image, a read
+ * of any other chunk must fail with ENODATA.  The read starting at @s is
+ * cut to its first chunk.
+ */
+static bool reader_read_restricted(struct worker *w, struct dev *d,
+				   void *buf, uint64_t s, uint64_t n)
+{
+	struct run_ctx *ctx = w->ctx;
+	uint64_t chunk = s / ctx->chunk;
+	uint64_t left = (chunk + 1) * ctx->chunk - s;
+	bool readable = !(chunk % ctx->readable_every);
+	int err;
+
+	if (n > left)
+		n = left;
+	err = dev_io(d->fd, false, buf, s, n);
+	if (!readable) {
+		if (err == -ENODATA) {
+			atomic_fetch_add(&ctx->refused_reads, 1);
+			return true;
+		}
+		run_fail(ctx, "reader %u: read of access sectors %" PRIu64
+			 "+%" PRIu64 " (chunk %" PRIu64
+			 ", not in the snapshot): expected ENODATA, got %s",
+			 w->id, s, n, chunk, err ? strerror(-err) : "data");
+		return false;
+	}
+	if (err) {
+		run_fail(ctx, "reader %u: read of access sectors %" PRIu64
+			 "+%" PRIu64 " failed: %s", w->id, s, n, strerror(-err));
+		return false;
+	}
+	if (!reader_check(w, buf, s, n))
+		return false;
+	atomic_fetch_add(&ctx->reads, 1);
+	atomic_fetch_add(&ctx->sectors_read, n);
+	return true;
+}
+
 static void *reader_fn(void *arg)
 {
 	struct worker *w = arg;
@@ -1106,12 +1217,17 @@ static void *reader_fn(void *arg)
 	/* keep reading until every writer has finished */
 	while (!atomic_load(&ctx->stop) && atomic_load(&ctx->writers_left)) {
 		uint64_t n = (1 + rnd_below(w, max) + a - 1) / a * a;
-		uint64_t s, i;
+		uint64_t s;
 		int err;
 
 		if (n > max)
 			n = max;
 		s = round_down(rnd_below(w, ctx->nr_sectors - n + 1), a);
+		if (ctx->readable_every) {
+			if (!reader_read_restricted(w, &d, buf, s, n))
+				break;
+			continue;
+		}
 		err = dev_io(d.fd, false, buf, s, n);
 		if (err) {
 			run_fail(ctx, "reader %u: read of access sectors %" PRIu64
@@ -1119,21 +1235,8 @@ static void *reader_fn(void *arg)
 				 strerror(-err));
 			break;
 		}
-		for (i = 0; i < n; i++) {
-			const uint64_t *p = (const uint64_t *)buf +
-					    i * WORDS_PER_SECTOR;
-			char f[128];
-
-			if (sector_matches(p, s + i, ctx->pre_gen))
-				continue;
-			describe_found(f, sizeof(f), p);
-			run_fail(ctx, "reader %u: access sector %" PRIu64
-				 " (read %" PRIu64 "+%" PRIu64
-				 "): expected pre-image stamp gen %" PRIu32
-				 ", found %s", w->id, s + i, s, n, ctx->pre_gen,
-				 f);
+		if (!reader_check(w, buf, s, n))
 			break;
-		}
 		atomic_fetch_add(&ctx->reads, 1);
 		atomic_fetch_add(&ctx->sectors_read, n);
 	}
@@ -1159,6 +1262,7 @@ static int cmd_run(int argc, char **argv)
 		{ "no-discard", no_argument, NULL, 'D' },
 		{ "no-zeroout", no_argument, NULL, 'Z' },
 		{ "no-cold", no_argument, NULL, 'N' },
+		{ "readable-every", required_argument, NULL, 'R' },
 		{ NULL, 0, NULL, 0 }
 	};
 	const char *shadow_path = NULL, *touched_path = NULL;
@@ -1219,6 +1323,12 @@ static int cmd_run(int argc, char **argv)
 			break;
 		case 'N':
 			no_cold = true;
+			break;
+		case 'R':
+			ctx->readable_every = arg_u64("readable-every", optarg,
+						      UINT32_MAX);
+			if (!ctx->readable_every)
+				print_usage();
 			break;
 		default:
 			print_usage();
@@ -1361,11 +1471,13 @@ static int cmd_run(int argc, char **argv)
 	printf("run: writes %" PRIuFAST64 " (%" PRIuFAST64 " sectors), discards %"
 	       PRIuFAST64 ", zeroouts %" PRIuFAST64 ", read-backs %" PRIuFAST64
 	       ", access reads %" PRIuFAST64 " (%" PRIuFAST64
-	       " sectors), touched chunks %" PRIu64 " of %" PRIu64 "\n",
+	       " sectors), refused access reads %" PRIuFAST64
+	       ", touched chunks %" PRIu64 " of %" PRIu64 "\n",
 	       atomic_load(&ctx->writes), atomic_load(&ctx->sectors_written),
 	       atomic_load(&ctx->discards), atomic_load(&ctx->zeroouts),
 	       atomic_load(&ctx->checks), atomic_load(&ctx->reads),
-	       atomic_load(&ctx->sectors_read), touched, ctx->nr_chunks);
+	       atomic_load(&ctx->sectors_read),
+	       atomic_load(&ctx->refused_reads), touched, ctx->nr_chunks);
 	if (atomic_load(&ctx->failures)) {
 		msg("run: FAILED (%u failures, seed %" PRIu64 ")",
 		    atomic_load(&ctx->failures), ctx->seed);
@@ -1571,15 +1683,35 @@ static int cmd_check_cow(int argc, char **argv)
 /* probe: one read or write, print OK or the errno name                 */
 /* ------------------------------------------------------------------ */
 
+/* probe --check: OK, or the first sector read that is not of @gen. */
+static void probe_check(const void *buf, uint64_t sector, uint64_t count,
+			uint32_t gen)
+{
+	uint64_t i;
+
+	for (i = 0; i < count; i++) {
+		const uint64_t *w = (const uint64_t *)buf + i * WORDS_PER_SECTOR;
+		char f[128];
+
+		if (sector_matches(w, sector + i, gen))
+			continue;
+		describe_found(f, sizeof(f), w);
+		printf("WRONG sector %" PRIu64 ": %s\n", sector + i, f);
+		return;
+	}
+	printf("OK\n");
+}
+
 static int cmd_probe(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "write", no_argument, NULL, 'w' },
 		{ "buffered", no_argument, NULL, 'b' },
 		{ "gen", required_argument, NULL, 'g' },
+		{ "check", no_argument, NULL, 'c' },
 		{ NULL, 0, NULL, 0 }
 	};
-	bool write = false, buffered = false;
+	bool write = false, buffered = false, check = false;
 	uint64_t sector, count, i;
 	uint32_t gen = 0;
 	void *buf;
@@ -1596,11 +1728,14 @@ static int cmd_probe(int argc, char **argv)
 		case 'g':
 			gen = arg_u64("generation", optarg, MAX_GEN);
 			break;
+		case 'c':
+			check = true;
+			break;
 		default:
 			print_usage();
 		}
 	}
-	if (argc - optind != 3)
+	if (argc - optind != 3 || (write && check))
 		print_usage();
 	sector = arg_u64("sector", argv[optind + 1], UINT64_MAX >> SECTOR_SHIFT);
 	count = arg_u64("count", argv[optind + 2], MAX_IO_SECTORS);
@@ -1626,7 +1761,10 @@ static int cmd_probe(int argc, char **argv)
 	err = dev_io(fd, write, buf, sector, count);
 	if (!err && write && fsync(fd))
 		err = -errno;
-	printf("%s\n", err ? errname(-err) : "OK");
+	if (!err && check)
+		probe_check(buf, sector, count, gen);
+	else
+		printf("%s\n", err ? errname(-err) : "OK");
 	free(buf);
 	close(fd);
 	return EXIT_OK;

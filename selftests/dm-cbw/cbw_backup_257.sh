@@ -25,10 +25,12 @@
 # must differ); reference #0 + the test backups of the chain equals
 # reference #2; the guest equals reference #2.  Sync "top" is left out: it
 # needs a backing chain (cbwctl refuses it, see cbw_backup_api.sh).
+#
+# With CBW_257_PERSISTENT=1 (cbw_persist_257.sh) the cbw device has a
+# metadata device and bitmap0 is persistent: the counts must be the same.
 
 . "$(dirname -- "$0")/lib.sh"
 
-CBWCTL=${CBWCTL:-${CBW_TREE:-$CBW_SELFTEST_DIR/../..}/tools/cbwctl/cbwctl}
 BMQUERY=$CBW_SELFTEST_DIR/cbw-bmquery.py
 G=65536			# granularity, chunk size and copy size (bytes)
 C=$((G / 512))		# the same in sectors
@@ -36,7 +38,7 @@ origin=
 cow=
 cbw_setup 640
 cbw_require_cmds python3 dd cmp tr head blkdiscard
-[[ -x $CBWCTL ]] || cbw_bail "$CBWCTL is not built: run make -C tools/cbwctl"
+cbw_require_cbwctl
 cbw_have_target linear error || cbw_skip_all "dm-linear or dm-error is missing"
 "$CBWCTL" backup --help >/dev/null 2>&1 ||
 	cbw_bail "this cbwctl has no backup command"
@@ -50,7 +52,20 @@ lin_name=$(cbw_name lin)
 name=$(cbw_name cbw)
 cbw_dm_create "$lin_name" "0 $len linear $origin 0"
 lin=$(cbw_dm_path "$lin_name")
-cbw_create "$name" "$lin" "$C"
+# Persistent bitmaps: status bit DM_CBW_BITMAP_PERSISTENT (4) too.
+persistent_status=0
+add_opts=()
+if [[ ${CBW_257_PERSISTENT:-0} == 1 ]]; then
+	meta=
+	cbw_loop_create meta 1
+	"$CBWCTL" metadata format "$meta" --origin "$lin" >/dev/null ||
+		cbw_bail "metadata format failed"
+	cbw_dm_create "$name" "0 $len cbw $lin - $C 2 metadata_dev $meta"
+	persistent_status=4
+	add_opts=(--persistent)
+else
+	cbw_create "$name" "$lin" "$C"
+fi
 guest=$(cbw_dm_path "$name")
 acc_name=$name-access
 drop_access() { ! cbw_dm_exists "$1" || dmsetup remove --retry "$1"; }
@@ -240,7 +255,7 @@ scenario()
 	write_group WRITE0
 	reference ref0
 	cbw_check "$t: bitmap add bitmap0" \
-		"$CBWCTL" bitmap add "$guest" bitmap0 --granularity 64K
+		"$CBWCTL" bitmap add "$guest" bitmap0 --granularity 64K "${add_opts[@]}"
 	write_group WRITE1
 	cbw_expect_eq "$t: after Write #1" "$e_w1" "$(clusters)"
 	reference ref1
@@ -282,7 +297,7 @@ scenario()
 		cbw_expect_eq "$t: during the job: bitmap0 / successor clusters" "$e_job" \
 			"$((${k[0]:-0} / G))/$((${k[1]:-0} / G))"
 		cbw_expect_eq "$t: during the job: bitmap0 frozen, busy, recording" \
-			$((1 | 2 | 8)) "${k[2]:-$kq}"
+			$((1 | 2 | 8 | persistent_status)) "${k[2]:-$kq}"
 		if [[ $failure == simulated ]]; then
 			run backup cancel "$guest"
 			expect_rc "$t: backup cancel" 0

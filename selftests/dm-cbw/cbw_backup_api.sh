@@ -19,13 +19,12 @@
 
 . "$(dirname -- "$0")/lib.sh"
 
-CBWCTL=${CBWCTL:-${CBW_TREE:-$CBW_SELFTEST_DIR/../..}/tools/cbwctl/cbwctl}
 BMQUERY=$CBW_SELFTEST_DIR/cbw-bmquery.py
 origin=
 cow=
 cbw_setup 200
 cbw_require_cmds python3 dd
-[[ -x $CBWCTL ]] || cbw_bail "$CBWCTL is not built: run make -C tools/cbwctl"
+cbw_require_cbwctl
 "$CBWCTL" backup --help >/dev/null 2>&1 ||
 	cbw_bail "this cbwctl has no backup command"
 export CBW_RUN_DIR=$CBW_WORK/run

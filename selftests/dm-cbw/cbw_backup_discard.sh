@@ -20,13 +20,12 @@
 
 . "$(dirname -- "$0")/lib.sh"
 
-CBWCTL=${CBWCTL:-${CBW_TREE:-$CBW_SELFTEST_DIR/../..}/tools/cbwctl/cbwctl}
 MIB=1048576
 origin=
 cow=
 cbw_setup 400
 cbw_require_cmds dd cmp stat blkdiscard
-[[ -x $CBWCTL ]] || cbw_bail "$CBWCTL is not built: run make -C tools/cbwctl"
+cbw_require_cbwctl
 "$CBWCTL" backup --help >/dev/null 2>&1 ||
 	cbw_bail "this cbwctl has no backup command"
 export CBW_RUN_DIR=$CBW_WORK/run

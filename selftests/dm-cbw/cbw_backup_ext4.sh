@@ -21,7 +21,6 @@
 
 . "$(dirname -- "$0")/lib.sh"
 
-CBWCTL=${CBWCTL:-${CBW_TREE:-$CBW_SELFTEST_DIR/../..}/tools/cbwctl/cbwctl}
 origin=
 cow=
 fresh1=
@@ -29,7 +28,7 @@ fresh2=
 cbw_setup 600
 cbw_require_cmds mkfs.ext4 e2fsck sha256sum find sort dd stat
 cbw_require_kmod ext4
-[[ -x $CBWCTL ]] || cbw_bail "$CBWCTL is not built: run make -C tools/cbwctl"
+cbw_require_cbwctl
 "$CBWCTL" backup --help >/dev/null 2>&1 ||
 	cbw_bail "this cbwctl has no backup command"
 export CBW_RUN_DIR=$CBW_WORK/run

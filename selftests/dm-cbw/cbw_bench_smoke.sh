@@ -13,11 +13,16 @@
 
 . "$(dirname -- "$0")/lib.sh"
 
-bench_dir=$CBW_SELFTEST_DIR/../../tools/bench
+tree=${CBW_TREE:-$CBW_SELFTEST_DIR/../..}
+bench_dir=$tree/tools/bench
 cbw_require_root
+# The bench and the cbwctl it runs are those of the dm-cbw tree: an
+# installed suite has neither.
+[[ -f $bench_dir/cbw-bench ]] ||
+	cbw_skip_all "no tools/bench: the bench runs from the dm-cbw tree"
 cbw_require_cmds fio dmsetup python3 modinfo
 cbw_require_cbw
-for m in brd dm-snapshot dm-zero; do
+for m in brd null_blk dm-snapshot dm-zero; do
 	modinfo -n "$m" >/dev/null 2>&1 || [[ -d /sys/module/${m//-/_} ]] ||
 		cbw_skip_all "kernel module $m is not available"
 done
@@ -25,7 +30,7 @@ done
 if [[ -d /sys/module/brd ]] && ! rmmod brd 2>/dev/null; then
 	cbw_skip_all "brd is loaded and in use"
 fi
-[[ -x $CBW_SELFTEST_DIR/../../tools/cbwctl/cbwctl ]] ||
+[[ -x $tree/tools/cbwctl/cbwctl ]] ||
 	cbw_bail "tools/cbwctl/cbwctl is not built: run make"
 
 out=$(mktemp -d "${TMPDIR:-/tmp}/cbw-bench-smoke.XXXXXX")
@@ -33,8 +38,8 @@ cbw_defer rm -rf -- "$out"
 
 t0=$SECONDS
 rc=0
-"$bench_dir/cbw-bench" --seconds 0.1 --rounds 1 --size-mib 32 --mem-tib 1 \
-	--out "$out" >"$out/bench.log" 2>&1 || rc=$?
+"$bench_dir/cbw-bench" --seconds 0.1 --rounds 1 --size-mib 32 --j-mib 32 \
+	--mem-tib 1 --out "$out" >"$out/bench.log" 2>&1 || rc=$?
 cbw_info "cbw-bench took $((SECONDS - t0))s"
 if ((rc)); then
 	cbw_info <"$out/bench.log"
@@ -45,26 +50,30 @@ cbw_check "cbw-bench wrote bench.json" test -s "$out/bench.json"
 # shellcheck disable=SC2317 # run through cbw_check
 json_complete()
 {
-	python3 - "$1" <<'EOF'
-import json, sys
+	python3 - "$1" "$bench_dir/cbw-bench" <<'EOF'
+import importlib.machinery, json, sys
 doc = json.load(open(sys.argv[1]))
+bench = importlib.machinery.SourceFileLoader('cbw_bench',
+                                             sys.argv[2]).load_module()
 bad = []
 ids = [w['id'] for w in doc['workloads']]
-want = ['a.randwrite4k', 'a.randread4k', 'b.first-touch.4k',
-        'b.first-touch.64k', 'c.second-pass.4k', 'c.second-pass.64k',
-        'd.fresh-seqwrite1m.4k', 'd.fresh-seqwrite1m.64k',
-        'e.randread4k.half.4k', 'e.seqread1m.half.4k',
-        'e.randread4k.copied.4k', 'e.seqread1m.copied.4k',
-        'e.randread4k.half.64k', 'e.seqread1m.half.64k',
-        'e.randread4k.copied.64k', 'e.seqread1m.copied.64k',
-        'f.randwrite4k.qd32.j1',
-        'f.randwrite4k.qd32.j2', 'f.randwrite4k.qd32.j4']
+want = [w[0] for w in bench.WORKLOADS]
 if ids != want:
     bad.append('workloads %s, expected %s' % (ids, want))
+# Every family of rows, at both queue depths where it has them.
+for w in ('a.randwrite4k.qd32', 'b.first-touch.4k.qd32.j4',
+          'c.second-pass.64k.qd32', 'd.fresh-seqwrite1m.4k.qd32',
+          'e.seqread1m.scattered.4k', 'e.randread4k.copied.64k.qd32',
+          'f.randwrite4k.qd32.j4', 'h.randwrite4k.qd32.j4',
+          'h.reader1m.qd1.j1', 'i.randwrite4k.qd1.j4', 'i.reader1m.qd32.j1',
+          'j.write1g', 'j.discard1g'):
+    if w not in ids:
+        bad.append('no workload %s' % w)
 for w in doc['workloads']:
-    # (a) has no dm-snapshot counterpart: tracking only, no snapshot.
-    targets = ('linear', 'cbw') if w['id'].startswith('a.') else \
-        ('linear', 'snapshot', 'cbw')
+    # (a) has no dm-snapshot counterpart: tracking only, no snapshot; nor
+    # has (j)'s discard if dm-snapshot's origin does not pass discards on.
+    targets = ('linear', 'cbw') if w['id'].startswith('a.') or \
+        w['id'] == 'j.discard1g' else ('linear', 'snapshot', 'cbw')
     for t in targets:
         m = w['results'].get(t)
         if not m:
@@ -76,9 +85,18 @@ for w in doc['workloads']:
         # (ios may be 0: a run this short can fall in a stall of the VM)
         if not isinstance(m.get('ios'), int):
             bad.append('%s %s: no I/O count' % (w['id'], t))
-for k in ('read4k', 'write4k', 'read64k', 'write64k', 'seqread1m',
-          'seqwrite1m'):
-    if not isinstance(doc['floor'].get(k, {}).get('ios'), int):
+        if [x['round'] for x in m.get('rounds', [])] != [1]:
+            bad.append('%s %s: not one measurement of round 1' %
+                       (w['id'], t))
+for dev in ('raw', 'null'):
+    for k in ('read4k.qd1', 'write4k.qd1', 'read64k.qd32', 'write64k.qd32',
+              'read4k.qd32.j4', 'write64k.qd32.j4', 'read1m.qd1',
+              'write1m.qd32'):
+        if not isinstance(doc['floor'].get('%s.%s' % (dev, k), {})
+                          .get('ios'), int):
+            bad.append('floor %s.%s missing' % (dev, k))
+for k in ('raw.read1g', 'raw.write1g'):
+    if k not in doc['floor']:
         bad.append('floor %s missing' % k)
 g = doc.get('memory', {})
 for k in ('bitmap_per_tib', 'snapshot_per_tib'):
@@ -93,12 +111,24 @@ EOF
 cbw_check "bench.json has every workload on every target, floors and memory" \
 	json_complete "$out/bench.json"
 
+# As tools/bench/run merges its two boots (init_on_alloc=1, then 0).
+python3 - "$out/bench.json" "$out/both.json" <<'EOF'
+import copy, json, sys
+doc = json.load(open(sys.argv[1]))
+second = copy.deepcopy(doc)
+second['machine']['init_on_alloc'] = '0'
+json.dump({'version': 2, 'runs': [doc, second]}, open(sys.argv[2], 'w'))
+EOF
+
 rc=0
-python3 "$bench_dir/report" "$out/bench.json" --outdir "$out" --quiet \
+python3 "$bench_dir/report" "$out/both.json" --outdir "$out" --quiet \
 	>"$out/report.log" 2>&1 || rc=$?
 cbw_expect_eq "report exits with status 0" 0 "$rc"
 ((rc == 0)) || cbw_info <"$out/report.log"
 cbw_check "report wrote the table" grep -q 'f: 4K randwrite libaio qd32, 4 jobs' "$out/bench.txt"
+cbw_check "report wrote the init_on_alloc=0 tables" grep -q '^init_on_alloc=0:' "$out/bench.txt"
+cbw_check "report shows the ratios of (h) with their spread" \
+	grep -Eq '^h: guest 4K randwrite.* [0-9.]+ \[[0-9.]+-[0-9.]+\]' "$out/bench.txt"
 cbw_check "report wrote the RST table" test -s "$out/bench.rst"
 # shellcheck disable=SC2317 # run through cbw_check
 targets_listed()
@@ -107,9 +137,9 @@ targets_listed()
 import json, sys
 t = json.load(open(sys.argv[1]))["targets"]
 names = sorted(set(x["target"] for x in t))
-sys.exit(0 if names == list("abcdefg") else "targets: %s" % names)' "$1"
+sys.exit(0 if names == list("abcdefghij") else "targets: %s" % names)' "$1"
 }
-cbw_check "summary.json judges the targets (a) to (g)" targets_listed "$out/summary.json"
+cbw_check "summary.json judges the targets (a) to (j)" targets_listed "$out/summary.json"
 # shellcheck disable=SC2317 # run through cbw_check
 is_png()
 {

@@ -15,7 +15,6 @@
 
 . "$(dirname -- "$0")/lib.sh"
 
-CBWCTL=${CBWCTL:-${CBW_TREE:-$CBW_SELFTEST_DIR/../..}/tools/cbwctl/cbwctl}
 MSG_TOO_MANY="Too many chunks: increase the chunk size"
 INT_MAX=2147483647
 HUGE=$(((1 << 35) + 131072))	# 16 TiB + 64 MiB, in sectors
@@ -25,7 +24,7 @@ cbw_setup 16
 cbw_require_cmds dmesg
 cbw_require_kmod dm-zero
 cbw_have_target zero || cbw_skip_all "dm-zero is missing"
-[[ -x $CBWCTL ]] || cbw_bail "$CBWCTL is not built: run make -C tools/cbwctl"
+cbw_require_cbwctl
 
 zorigin=$(cbw_name zorigin)
 zcow=$(cbw_name zcow)

@@ -16,7 +16,6 @@
 
 . "$(dirname -- "$0")/lib.sh"
 
-CBWCTL=${CBWCTL:-$CBW_TREE/tools/cbwctl/cbwctl}
 MAX_BITMAPS=32
 C=8
 origin=
@@ -24,7 +23,7 @@ cow=
 
 cbw_setup 64
 cbw_require_cmds blkdiscard jq
-[[ -x $CBWCTL ]] || cbw_bail "$CBWCTL is not built: run make -C tools/cbwctl"
+cbw_require_cbwctl
 cbw_kmsg_mark
 
 # ---------------------------------------------------------------------------

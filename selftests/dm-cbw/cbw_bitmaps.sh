@@ -21,12 +21,11 @@
 
 . "$(dirname -- "$0")/lib.sh"
 
-CBWCTL=${CBWCTL:-${CBW_TREE:-$CBW_SELFTEST_DIR/../..}/tools/cbwctl/cbwctl}
 G=65536
 origin=
 cow=
 cbw_setup 160
-[[ -x $CBWCTL ]] || cbw_bail "$CBWCTL is not built: run make -C tools/cbwctl"
+cbw_require_cbwctl
 cbw_loop_create origin 64
 cbw_loop_create cow 64
 name=$(cbw_name cbw)

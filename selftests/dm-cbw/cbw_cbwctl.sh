@@ -17,12 +17,11 @@
 
 . "$(dirname -- "$0")/lib.sh"
 
-CBWCTL=${CBWCTL:-${CBW_TREE:-$CBW_SELFTEST_DIR/../..}/tools/cbwctl/cbwctl}
-MAN_PAGE=$(dirname -- "$CBWCTL")/cbwctl.8
 origin=
 cow=
 cbw_setup 200
-[[ -x $CBWCTL ]] || cbw_bail "$CBWCTL is not built: run make -C tools/cbwctl"
+cbw_require_cbwctl
+MAN_PAGE=$(cbw_cbwctl_man_page)
 cbw_loop_create origin 64
 cbw_loop_create cow 64
 name=$(cbw_name cbw)
@@ -144,8 +143,9 @@ json_verify()
 # Keys and values of a bitmap object, for json_is.
 BITMAP='(keys_unsorted | join(",")) + " " +
 	([.name, .count, .granularity, .recording, .busy, .persistent, .frozen,
-	  .["successor-count"]] | map(tostring) | join(","))'
-BITMAP_KEYS=name,count,granularity,recording,busy,persistent,frozen,successor-count
+	  .["successor-count"], .inconsistent, .generation] |
+	 map(tostring) | join(","))'
+BITMAP_KEYS=name,count,granularity,recording,busy,persistent,frozen,successor-count,inconsistent,generation
 EXTENTS='[.extents[] | "\(.offset)+\(.length)"] | join(" ")'
 
 # write OFFSET LENGTH: one O_DIRECT write through the cbw device.
@@ -194,7 +194,7 @@ expect_error "unknown subcommand" 2 "bitmap: unknown subcommand 'frob'" bitmap f
 expect_error "missing NAME" 2 "bitmap add: missing argument NAME" \
 	bitmap add "$name"
 cbw_expect_eq "a usage error shows the usage line" \
-	"Usage: cbwctl bitmap add DEV NAME [--granularity SIZE] [--disabled]" \
+	"Usage: cbwctl bitmap add DEV NAME [--granularity SIZE] [--disabled] [--persistent]" \
 	"${errl[1]:-}"
 expect_error "missing SOURCE" 2 "bitmap merge: missing argument SOURCE..." \
 	bitmap merge "$name" a
@@ -223,11 +223,11 @@ expect_error "more than 64 merge sources" 2 \
 # ---------------------------------------------------------------------------
 expect_ok "cbwctl version" version
 expect_line "version names the control interface and its features" \
-	'^dm-cbw control interface [0-9]+\.[0-9]+\.[0-9]+, features: bitmaps snapshot_bitmap freeze$'
+	'^dm-cbw control interface [0-9]+\.[0-9]+\.[0-9]+, features: bitmaps snapshot_bitmap freeze persistent$'
 expect_ok "cbwctl --json version" --json version
 json_is "version as JSON" \
 	'(keys_unsorted | join(",")) + " " + (.features | join(","))' \
-	"cbwctl,interface,features bitmaps,snapshot_bitmap,freeze"
+	"cbwctl,interface,features bitmaps,snapshot_bitmap,freeze,persistent"
 
 json_verify
 
@@ -239,7 +239,7 @@ cbw_expect_eq "bitmap add prints nothing" "" "$out"
 expect_ok "bitmap add --json --granularity 4K --disabled" \
 	--json bitmap add "$name" b4 --granularity 4K --disabled
 json_is "it prints the new bitmap with the keys of BlockDirtyInfo" "$BITMAP" \
-	"$BITMAP_KEYS b4,0,4096,false,false,false,false,0"
+	"$BITMAP_KEYS b4,0,4096,false,false,false,false,0,false,0"
 expect_error "an existing name" 1 "Bitmap already exists: b0" \
 	bitmap add "$name" b0
 for g in 1000 256; do
@@ -277,11 +277,11 @@ write 0 65536
 write $((1024 * 1024 - 32768)) 65536
 expect_ok "bitmap list" bitmap list "$name"
 cbw_expect_eq "bitmap list: header" \
-	"NAME  GRANULARITY  COUNT  RECORDING  BUSY  PERSISTENT  FROZEN  SUCCESSOR" "${out%%$'\n'*}"
-expect_line "bitmap list: b0, 3 granules of 64K" '^b0    64K          192K   yes        no    no          no      -$'
-expect_line "bitmap list: b4, disabled, empty" '^b4    4K           0      no         no    no          no      -$'
+	"NAME  GRANULARITY  COUNT  RECORDING  BUSY  PERSISTENT  FROZEN  SUCCESSOR  INCONSISTENT  GENERATION" "${out%%$'\n'*}"
+expect_line "bitmap list: b0, 3 granules of 64K" '^b0    64K          192K   yes        no    no          no      -          no            -$'
+expect_line "bitmap list: b4, disabled, empty" '^b4    4K           0      no         no    no          no      -          no            -$'
 expect_ok "bitmap list --bytes" --bytes bitmap list "$name"
-expect_line "--bytes prints bytes" '^b0 +65536 +196608 +yes +no +no +no +-$'
+expect_line "--bytes prints bytes" '^b0 +65536 +196608 +yes +no +no +no +- +no +-$'
 expect_ok "--json before the command" --json bitmap list "$name"
 json1=$out
 expect_ok "--json after the group" bitmap --json list "$name"
@@ -296,9 +296,9 @@ json_is "bitmap list: objects with the keys of BlockDirtyInfo" \
 	'[.bitmaps[] | keys_unsorted | join(",")] | unique | join(" ")' "$BITMAP_KEYS"
 
 expect_ok "bitmap query" bitmap query "$name" b0
-expect_line "bitmap query: one row" '^b0    64K          192K   yes        no    no          no      -$'
+expect_line "bitmap query: one row" '^b0    64K          192K   yes        no    no          no      -          no            -$'
 expect_ok "bitmap query --json" --json bitmap query "$name" b0
-json_is "bitmap query as JSON" "$BITMAP" "$BITMAP_KEYS b0,196608,65536,true,false,false,false,0"
+json_is "bitmap query as JSON" "$BITMAP" "$BITMAP_KEYS b0,196608,65536,true,false,false,false,0,false,0"
 expect_error "query a missing bitmap" 1 "Dirty bitmap 'zz' not found" \
 	bitmap query "$name" zz
 
@@ -339,7 +339,7 @@ expect_error "a busy bitmap" 1 \
 	"Bitmap 'b0' is currently in use by another operation and cannot be used" \
 	bitmap clear "$name" b0
 expect_ok "bitmap list while busy" bitmap list "$name"
-expect_line "bitmap list shows it busy" '^b0 .* yes +yes +no +no +-$'
+expect_line "bitmap list shows it busy" '^b0 .* yes +yes +no +no +- +no +-$'
 cbw_check "dmsetup clear" dmsetup clear "$name"
 
 expect_ok "bitmap clear --json" --json bitmap clear "$name" b0
@@ -438,7 +438,7 @@ expect_line "snapshot info: COW device" "^COW device: +$cow_devno\$"
 expect_line "snapshot info: access device" "^access devices: +/dev/mapper/$acc_name\$"
 expect_ok "snapshot info --json" --json snapshot info "$name"
 json_is "snapshot info as JSON: all keys" 'keys_unsorted | join(",")' \
-	"device,state,error,chunk_size,chunks_total,chunks_to_copy,chunks_copied,chunks_accessible,copies_in_flight,copies_failed,copies_timed_out,cow,bitmap,freeze_bitmap,on_cbw_error,cbw_timeout_ms,access_devices"
+	"device,state,error,chunk_size,chunks_total,chunks_to_copy,chunks_copied,chunks_accessible,copies_in_flight,copies_failed,copies_timed_out,cow,bitmap,freeze_bitmap,on_cbw_error,cbw_timeout_ms,metadata_dev,access_devices"
 json_is "counters add up" \
 	'.chunks_to_copy + .chunks_copied + .copies_in_flight == .chunks_total' true
 expect_ok "snapshot access-map" snapshot access-map "$name"
@@ -529,7 +529,11 @@ fi
 # ---------------------------------------------------------------------------
 # The man page
 # ---------------------------------------------------------------------------
-if command -v man >/dev/null 2>&1; then
+if ! command -v man >/dev/null 2>&1; then
+	cbw_skip "man -l cbwctl.8 renders" "man is not installed"
+elif [[ -z $MAN_PAGE ]]; then
+	cbw_skip "man -l cbwctl.8 renders" "the cbwctl man page is not installed"
+else
 	page=$(MANWIDTH=80 man -l "$MAN_PAGE" 2>"$errf") || true
 	mapfile -t errl <"$errf"
 	case $page in
@@ -539,8 +543,6 @@ if command -v man >/dev/null 2>&1; then
 		cbw_info "man -l $MAN_PAGE gave:" "${page:0:300}" "${errl[@]}"
 		cbw_fail "man -l cbwctl.8 renders" ;;
 	esac
-else
-	cbw_skip "man -l cbwctl.8 renders" "man is not installed"
 fi
 
 cbw_done

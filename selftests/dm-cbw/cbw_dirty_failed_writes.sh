@@ -14,14 +14,13 @@
 
 . "$(dirname -- "$0")/lib.sh"
 
-CBWCTL=${CBWCTL:-${CBW_TREE:-$CBW_SELFTEST_DIR/../..}/tools/cbwctl/cbwctl}
 G=65536			# bitmap granularity, bytes
 disk=
 cow=
 cbw_setup 80
 cbw_require_kmod dm-flakey
 cbw_have_target linear flakey || cbw_skip_all "dm-linear or dm-flakey is missing"
-[[ -x $CBWCTL ]] || cbw_bail "$CBWCTL is not built: run make -C tools/cbwctl"
+cbw_require_cbwctl
 cbw_loop_create disk 16
 cbw_loop_create cow 16
 len=$(cbw_size "$disk")

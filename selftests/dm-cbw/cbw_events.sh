@@ -47,11 +47,15 @@ copy_counts()
 	dmsetup status "$CBW_NAME_PREFIX-cbw" | awk '{ print $(NF - 1), $NF }'
 }
 
-# Starts "dmsetup wait" on the next event of "cbw" in the background.
+# Starts "dmsetup wait" on the next event of "cbw" in the background.  The
+# event count is read before this returns: read in the background, it
+# could already include the event the test is about to cause.
 wait_start()
 {
-	timeout 30 dmsetup wait "$CBW_NAME_PREFIX-cbw" "$(ce_events cbw)" \
-		>/dev/null 2>&1 &
+	local nr
+
+	nr=$(ce_events cbw)
+	timeout 30 dmsetup wait "$CBW_NAME_PREFIX-cbw" "$nr" >/dev/null 2>&1 &
 	waiter=$!
 }
 

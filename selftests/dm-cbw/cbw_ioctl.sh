@@ -11,8 +11,7 @@
 # dm device without a table, a cbw-access device and a loop device are not
 # cbw devices (ENODEV); that bitmap commands racing with each other, with
 # writer threads and with a background fio return only the documented
-# errors; that a 32-bit caller gets the same answers through compat_ioctl
-# (cbw-ioctl32, built when the compiler supports -m32); that a table with
+# errors (32-bit callers: cbw_ioctl32.sh); that a table with
 # freeze_bitmap holds the bitmap busy from load and freezes it at resume,
 # that the frozen bitmap keeps its bits while a successor records writes
 # and marks, refuses changes (EBUSY), and that BITMAP_THAW, with or without
@@ -26,7 +25,6 @@
 . "$(dirname -- "$0")/lib.sh"
 
 CBW_IOCTL=${CBW_IOCTL:-$CBW_SELFTEST_DIR/cbw-ioctl}
-CBW_IOCTL32=${CBW_IOCTL32:-$CBW_SELFTEST_DIR/cbw-ioctl32}
 seconds=${CBW_IOCTL_SECONDS:-15}
 C=128
 origin=
@@ -103,21 +101,6 @@ if [[ -n $fio_pid ]]; then
 	cbw_expect_eq "background fio writes to the cbw device succeeded" 0 "$rc"
 fi
 
-desc="32-bit caller (compat_ioctl): arguments checked, refusals change nothing"
-have32=
-if [[ ! -x $CBW_IOCTL32 ]]; then
-	cbw_skip "$desc" "cbw-ioctl32 is not built (the compiler cannot link -m32 programs)"
-else
-	rc=0
-	"$CBW_IOCTL32" -m version "$cbw_devno" >/dev/null 2>&1 || rc=$?
-	if ((rc == 126)); then
-		cbw_skip "$desc" "this kernel cannot run 32-bit programs"
-	else
-		have32=1
-		run_prog "$desc" "$CBW_IOCTL32" -m basic "$cbw_devno" "${others[@]}"
-	fi
-fi
-
 # freeze_bitmap, on a cbw device of its own with a COW device: each reload
 # with the table below starts a snapshot and freezes the bitmap.
 cbw_loop_create fz_origin 16
@@ -148,13 +131,8 @@ run_prog "freeze: frozen bitmap checked, THAW with MERGE" \
 
 cbw_check "freeze: the bitmap is frozen again by a reload" \
 	cbw_reload "$fz_name" "$fz_table"
-if [[ -n $have32 ]]; then
-	run_prog "freeze: a 32-bit caller checks the frozen bitmap, THAW without flags" \
-		"$CBW_IOCTL32" -m refrozen "$fz_devno" "$fz_bm"
-else
-	run_prog "freeze: frozen again, checked, THAW without flags" \
-		"$CBW_IOCTL" -m refrozen "$fz_devno" "$fz_bm"
-fi
+run_prog "freeze: frozen again, checked, THAW without flags" \
+	"$CBW_IOCTL" -m refrozen "$fz_devno" "$fz_bm"
 
 for mode in race race-merge race race-merge; do
 	cbw_check "freeze: frozen again for $mode" \

@@ -3,41 +3,40 @@
 #
 # The versions and the IMA measurement of dm-cbw are as documented.
 #
-# Proves that "dmsetup targets" lists cbw 1.3.0 and cbw-access 1.0.0, that
-# the module carries its version (1.3.0) and author, and that the IMA
+# Proves that "dmsetup targets" lists cbw 1.4.0 and cbw-access 1.1.0, that
+# the module carries its version (1.4.0) and author, and that the IMA
 # measurement of a cbw table (device-mapper critical data) is the
-# documented line: target version 1.3.0, the bitmap arguments when they
+# documented line: target version 1.4.0, the bitmap arguments when they
 # are given, and always the policy and the timeout.  The IMA part needs a
 # kernel with IMA and, since it loads an IMA policy, runs only in the test
 # VM (CBW_IN_VM=1); elsewhere it is skipped.
 
 . "$(dirname -- "$0")/lib.sh"
 
-CBWCTL=${CBWCTL:-$CBW_TREE/tools/cbwctl/cbwctl}
 C=128
 origin=
 cow=
 
 cbw_setup 64
 cbw_require_cmds python3
-[[ -x $CBWCTL ]] || cbw_bail "$CBWCTL is not built: run make -C tools/cbwctl"
+cbw_require_cbwctl
 cbw_kmsg_mark
 
 targets=$(dmsetup targets)
-cbw_expect_eq "dmsetup targets: cbw v1.3.0" "v1.3.0" \
+cbw_expect_eq "dmsetup targets: cbw v1.4.0" "v1.4.0" \
 	"$(awk '$1 == "cbw" { print $2 }' <<<"$targets")"
-cbw_expect_eq "dmsetup targets: cbw-access v1.0.0" "v1.0.0" \
+cbw_expect_eq "dmsetup targets: cbw-access v1.1.0" "v1.1.0" \
 	"$(awk '$1 == "cbw-access" { print $2 }' <<<"$targets")"
 
 if [[ -n ${CBW_MODULE:-} && -f $CBW_MODULE ]] && command -v modinfo >/dev/null; then
-	cbw_expect_eq "module version" "1.3.0" "$(modinfo -F version "$CBW_MODULE")"
+	cbw_expect_eq "module version" "1.4.0" "$(modinfo -F version "$CBW_MODULE")"
 	cbw_expect_eq "module author" "The dm-cbw developers" \
 		"$(modinfo -F author "$CBW_MODULE")"
 else
 	cbw_skip "module version and author" "CBW_MODULE not set or modinfo missing"
 fi
 [[ ! -r /sys/module/dm_cbw/version ]] ||
-	cbw_expect_eq "loaded module version" "1.3.0" "$(</sys/module/dm_cbw/version)"
+	cbw_expect_eq "loaded module version" "1.4.0" "$(</sys/module/dm_cbw/version)"
 
 # ---------------------------------------------------------------------------
 # IMA
@@ -84,7 +83,7 @@ else
 	odev=$(printf '%d:%d' "0x$(stat -c '%t' "$origin")" "0x$(stat -c '%T' "$origin")")
 	cdev=$(printf '%d:%d' "0x$(stat -c '%t' "$cow")" "0x$(stat -c '%T' "$cow")")
 	cbw_create "$name" "$origin" "$C"
-	prefix="target_index=0,target_begin=0,target_len=$len,target_name=cbw,target_version=1.3.0"
+	prefix="target_index=0,target_begin=0,target_len=$len,target_name=cbw,target_version=1.4.0"
 	got=$(ima_cbw_line "$name")
 	if [[ -z $got ]]; then
 		cbw_skip "IMA measurement of cbw tables" \

@@ -20,13 +20,12 @@
 
 . "$(dirname -- "$0")/lib.sh"
 
-CBWCTL=${CBWCTL:-${CBW_TREE:-$CBW_SELFTEST_DIR/../..}/tools/cbwctl/cbwctl}
 C=128			# chunk size in sectors (64 KiB)
 CB=$((C * 512))		# in bytes
 origin=
 cow=
 cbw_setup 80
-[[ -x $CBWCTL ]] || cbw_bail "$CBWCTL is not built: run make -C tools/cbwctl"
+cbw_require_cbwctl
 cbw_loop_create origin 16
 cbw_loop_create cow 16
 name=$(cbw_name cbw)

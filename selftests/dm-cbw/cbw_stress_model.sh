@@ -67,7 +67,6 @@
 
 . "$(dirname -- "$0")/lib.sh"
 
-CBWCTL=${CBWCTL:-${CBW_TREE:-$CBW_SELFTEST_DIR/../..}/tools/cbwctl/cbwctl}
 seconds=${CBW_STRESS_SECONDS:-60}
 seed=${CBW_STRESS_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
 chunks=(8 128 4096)
@@ -83,7 +82,7 @@ fi
 
 cbw_setup $((2 * size_mib + 32))
 cbw_require_kmod dm-delay dm-flakey
-[[ -x $CBWCTL ]] || cbw_bail "$CBWCTL is not built: run make -C tools/cbwctl"
+cbw_require_cbwctl
 
 origin_loop=
 cow_loop=

@@ -352,6 +352,38 @@ cbw_require_stress()
 		cbw_bail "$CBW_STRESS is not built: run make -C $CBW_SELFTEST_DIR"
 }
 
+# cbw_require_cbwctl: sets CBWCTL to the cbwctl under test. That is
+# $CBWCTL if set; else, when the suite runs from the dm-cbw tree ($CBW_TREE,
+# or the tree this directory sits in), the tree's build, which must exist;
+# else the cbwctl in PATH, as for an installed suite (kselftest_install.sh).
+# Without one the test is skipped.
+cbw_require_cbwctl()
+{
+	local tree=${CBW_TREE:-$CBW_SELFTEST_DIR/../..}
+
+	if [[ -z ${CBWCTL:-} ]]; then
+		if [[ -f $tree/tools/cbwctl/Makefile ]]; then
+			CBWCTL=$tree/tools/cbwctl/cbwctl
+		else
+			CBWCTL=$(command -v cbwctl) ||
+				cbw_skip_all "cbwctl is not installed (not in PATH)"
+		fi
+	fi
+	[[ -x $CBWCTL ]] || cbw_bail "$CBWCTL is not built: run make -C $(dirname -- "$CBWCTL")"
+}
+
+# cbw_cbwctl_man_page: prints the path of the man page of $CBWCTL: the one
+# next to it (the tree's), else the installed one (maybe compressed: read
+# it with zcat -f); nothing if there is none.
+cbw_cbwctl_man_page()
+{
+	local page
+
+	page=$(dirname -- "$CBWCTL")/cbwctl.8
+	[[ -f $page ]] || page=$(man -w cbwctl 2>/dev/null) || page=
+	[[ -z $page ]] || printf '%s\n' "$page"
+}
+
 # cbw_setup [TMPFS_MIB]: common prerequisites and a private tmpfs in $CBW_WORK
 # for the sparse files behind the loop devices.
 cbw_setup()
@@ -502,6 +534,14 @@ cbw_dm_remove()
 	fi
 	cbw_info "cannot remove $name"
 	return 1
+}
+
+# cbw_dm_adopt NAME: another tool (cbwctl) created NAME; remove it at
+# cleanup (or earlier with cbw_dm_remove), like a device of cbw_dm_create.
+cbw_dm_adopt()
+{
+	_cbw_dm_live[$1]=1
+	cbw_defer cbw_dm_remove "$1"
 }
 
 # cbw_dm_forget NAME: the test removed NAME itself (e.g. with a plain

@@ -20,20 +20,20 @@ set -uo pipefail
 dir=$(cd -- "$(dirname -- "$0")" && pwd)
 timeout_s=${CBW_TEST_TIMEOUT:-900}
 
-# name|command (relative to this directory)
+# Every cbw_*.sh in this directory is a test, run without arguments (as
+# run_kselftest.sh runs them), under its own name: these first, the others
+# after them. name|command (relative to this directory)
 all_tests=(
 	"cbw_tracking_only|cbw_tracking_only.sh"
 	"cbw_table_errors|cbw_table_errors.sh"
-	"cbw_integrity_4k_delay|cbw_integrity.sh 4k delay"
-	"cbw_integrity_64k|cbw_integrity.sh 64k"
-	"cbw_integrity_1m|cbw_integrity.sh 1m"
+	"cbw_integrity_4k_delay|cbw_integrity_4k_delay.sh"
+	"cbw_integrity_64k|cbw_integrity_64k.sh"
+	"cbw_integrity_1m|cbw_integrity_1m.sh"
 	"cbw_access_discard|cbw_access_discard.sh"
 	"cbw_filesystem|cbw_filesystem.sh"
 	"cbw_lifecycle|cbw_lifecycle.sh"
 )
 
-# Any other cbw_*.sh test in this directory runs after those, under its own
-# name.
 for script in "$dir"/cbw_*.sh; do
 	[[ -e $script ]] || continue
 	script=${script##*/}

@@ -147,6 +147,7 @@ static int cbw_write_header(struct cbw_copy *c)
 		.created = time(NULL),
 		.sync = c->job->bitmap[0] && !strcmp(c->job->sync, "bitmap") ?
 			CBW_IMG_SYNC_BITMAP : CBW_IMG_SYNC_FULL,
+		.generation = c->job->generation,
 	};
 	int r;
 

@@ -10,6 +10,9 @@
  *   backup_copy.c   the copy of "backup run"
  *   job.c           the state file of a backup job
  *   cmd_restore.c   "cbwctl restore"
+ *   cmd_tab.c       "cbwctl tab ...": cbwtab devices and their systemd units
+ *   cmd_attach.c    "cbwctl attach" and "cbwctl detach": live dm volumes
+ *   tab.c           the cbwtab file
  *   imgfile.c       the extents file format of backups, CRC-32
  *   ctl.c           ioctls of /dev/dm-cbw-control
  *   dm.c            device-mapper operations through libdevmapper
@@ -27,7 +30,7 @@
 
 #include <linux/dm-cbw.h>
 
-#define CBWCTL_VERSION		"1.1.0"
+#define CBWCTL_VERSION		"1.2.0"
 
 #define ARRAY_SIZE(a)		(sizeof(a) / sizeof((a)[0]))
 #define __printf(a, b)		__attribute__((format(printf, a, b)))
@@ -97,6 +100,12 @@ extern const struct cbw_cmd cbw_other_cmds[];
 extern const struct cbw_cmd cbw_backup_cmds[];
 extern const struct cbw_cmd cbw_backup_cmd;
 extern const struct cbw_cmd cbw_restore_cmd;
+extern const struct cbw_cmd cbw_tab_cmds[];
+/* cmd_metadata.c */
+extern const struct cbw_cmd cbw_metadata_cmds[];
+
+/* cmd_attach.c */
+extern const struct cbw_cmd cbw_attach_cmds[];
 
 /* output.c: messages */
 int cbw_error(const char *fmt, ...) __printf(1, 2);
@@ -112,7 +121,7 @@ const char *cbw_format_size(uint64_t bytes, char buf[CBW_SIZE_BUF]);
 bool cbw_is_power_of_2(uint64_t v);
 
 /* output.c: aligned tables */
-#define CBW_TABLE_MAX_COLS	8
+#define CBW_TABLE_MAX_COLS	16
 struct cbw_table;
 struct cbw_table *cbw_table_new(unsigned int nr_cols, const char *const *head);
 void cbw_table_add(struct cbw_table *t, const char *const *cells);
@@ -132,6 +141,7 @@ void cbw_json_i64(const char *key, int64_t value);
 void cbw_json_bool(const char *key, bool value);
 void cbw_json_null(const char *key);
 void cbw_json_set_compact(bool compact);
+void cbw_json_result_printed(void);
 
 /* output.c: progress on a terminal */
 void cbw_progress(const char *what, uint64_t done, uint64_t total);
@@ -173,9 +183,31 @@ int cbw_dm_resume(const char *name);
 int cbw_dm_clear(const char *name);
 /* Flags of cbw_dm_create(). */
 #define CBW_DM_RO	0x1	/* a read-only device */
+#define CBW_DM_PRIVATE	0x2	/* kept from udev's disk rules and LVM's */
+
+/* Every device cbwctl creates has a DM UUID that starts with this. */
+#define CBW_DM_UUID_PREFIX	"CBW-"
+#define CBW_DM_UUID_LEN		129	/* DM_UUID_LEN: 128 and the NUL */
 
 int cbw_dm_create(const char *name, const char *uuid,
 		  const struct cbw_target *t, unsigned int flags);
+
+/* A table of any number of lines. */
+struct cbw_dm_lines {
+	unsigned int nr;
+	struct cbw_target *lines;
+};
+
+int cbw_dm_create_lines(const char *name, const char *uuid,
+			const struct cbw_dm_lines *l, unsigned int flags);
+int cbw_dm_reload_lines(const char *name, const struct cbw_dm_lines *l);
+int cbw_dm_get_lines(const char *name, bool inactive, struct cbw_dm_lines *l);
+void cbw_dm_lines_free(struct cbw_dm_lines *l);
+bool cbw_dm_lines_equal(const struct cbw_dm_lines *a,
+			const struct cbw_dm_lines *b);
+uint64_t cbw_dm_lines_length(const struct cbw_dm_lines *l);
+int cbw_dm_uuid(const char *name, char uuid[CBW_DM_UUID_LEN]);
+int cbw_dm_lookup_uuid(const char *uuid, struct cbw_dev *dev);
 int cbw_dm_remove(const char *name);
 int cbw_dm_for_each(int (*fn)(const char *name, void *ctx), void *ctx);
 const char *cbw_dm_last_error(void);
@@ -273,6 +305,7 @@ struct cbw_job {
 	uint64_t chunk;
 	uint64_t size;			/* of the device */
 	uint64_t granularity;		/* of the bitmap, 0 for none */
+	uint64_t generation;		/* of the bitmap at begin, 0: none */
 	char state[16];			/* begun, copied, failed */
 	uint64_t fail_offset;
 	uint64_t error;			/* errno of the failure */
@@ -319,6 +352,7 @@ struct cbw_img_header {
 	uint32_t sync;
 	uint32_t flags;
 	char bitmap[DM_CBW_NAME_LEN];
+	uint64_t generation;		/* of the bitmap, 0: none */
 };
 
 struct cbw_img_record {
@@ -347,6 +381,47 @@ int cbw_img_decode_block(const uint8_t buf[CBW_IMG_BLOCK_SIZE],
 			 struct cbw_img_record *rec,
 			 struct cbw_img_trailer *tr);
 
+/* tab.c: the cbwtab file */
+#define CBW_TAB_PATH		"/etc/cbwtab"
+/* A device made from a cbwtab line has the DM UUID CBW_DM_UUID_PREFIX NAME. */
+/* So that the DM UUID fits its 129 bytes. */
+#define CBW_TAB_NAME_MAX	(128 - (int)sizeof(CBW_DM_UUID_PREFIX) + 1)
+
+struct cbw_tab_bitmap {
+	char name[DM_CBW_NAME_LEN];
+	uint64_t granularity;
+};
+
+/* One line of a cbwtab: a device, or the error that makes it unusable. */
+struct cbw_tab_entry {
+	unsigned int line;
+	char name[CBW_DM_NAME_LEN];
+	char origin[1024];		/* an absolute path or TAG=value */
+	uint64_t chunk;			/* bytes */
+	bool noauto;
+	bool nofail;
+	unsigned int nr_bitmaps;
+	struct cbw_tab_bitmap bitmaps[DM_CBW_MAX_BITMAPS];
+	char error[256];		/* empty: the line is good */
+};
+
+struct cbw_tab {
+	const char *path;
+	unsigned int nr;
+	unsigned int cap;
+	struct cbw_tab_entry *entries;
+};
+
+const char *cbw_tab_path(const char *opt);
+int cbw_tab_read(const char *path, struct cbw_tab *tab);
+void cbw_tab_free(struct cbw_tab *tab);
+const char *cbw_tab_tag_dir(const char *origin, const char **value);
+
+/* tab_units.c: the systemd units of a cbwtab */
+int cbw_tab_write_unit(const char *dir, const struct cbw_tab *tab,
+		       const struct cbw_tab_entry *e, const char *exe);
+int cbw_tab_write_target_link(const char *dir);
+
 /* io helpers (imgfile.c): whole transfers, 0 or a negative errno */
 int cbw_pread_full(int fd, void *buf, size_t len, uint64_t off);
 int cbw_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
@@ -358,6 +433,9 @@ enum {
 	CBW_OPT_BATCH,
 	CBW_OPT_GRANULARITY,
 	CBW_OPT_DISABLED,
+	CBW_OPT_PERSISTENT,
+	CBW_OPT_BASE,
+	CBW_OPT_FORCE_BASE,
 	CBW_OPT_COW,
 	CBW_OPT_CHUNK,
 	CBW_OPT_BITMAP,
@@ -375,6 +453,8 @@ enum {
 	CBW_OPT_TO,
 	CBW_OPT_ALLOW_PARTIAL,
 	CBW_OPT_MERGE,
+	CBW_OPT_TAB,
+	CBW_OPT_CHECK,
 };
 
 #endif /* CBWCTL_H */

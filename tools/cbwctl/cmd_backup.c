@@ -24,12 +24,14 @@
  * what was not copied, in the successor.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cbwctl.h"
 
@@ -40,6 +42,8 @@ struct cbw_backup_opts {
 	const char *sync;		/* as given */
 	const char *bitmap;
 	const char *mode;
+	const char *base;		/* the previous backup of the chain */
+	bool force_base;		/* even if its generation differs */
 	struct cbw_start_opts start;
 	struct cbw_run_opts run;
 	char access[CBW_DM_NAME_LEN + 8];	/* the default access name */
@@ -120,6 +124,12 @@ static int cbw_backup_option(const struct cbw_cmd *cmd, int opt,
 	case CBW_OPT_BITMAP:
 		o->bitmap = arg;
 		return 0;
+	case CBW_OPT_BASE:
+		o->base = arg;
+		return 0;
+	case CBW_OPT_FORCE_BASE:
+		o->force_base = true;
+		return 0;
 	case CBW_OPT_BITMAP_MODE:
 		if (!cbw_one_of(arg, cbw_bitmap_modes))
 			return cbw_usage_error(cmd, "invalid bitmap mode '%s' for --bitmap-mode (use on-success, always or never)",
@@ -139,6 +149,8 @@ static int cbw_backup_option(const struct cbw_cmd *cmd, int opt,
 	{ "sync", required_argument, NULL, CBW_OPT_SYNC }, \
 	{ "bitmap", required_argument, NULL, CBW_OPT_BITMAP }, \
 	{ "bitmap-mode", required_argument, NULL, CBW_OPT_BITMAP_MODE }, \
+	{ "base", required_argument, NULL, CBW_OPT_BASE }, \
+	{ "force", no_argument, NULL, CBW_OPT_FORCE_BASE }, \
 	{ "cow", required_argument, NULL, CBW_OPT_COW }, \
 	{ "chunk", required_argument, NULL, CBW_OPT_CHUNK }, \
 	{ "access", required_argument, NULL, CBW_OPT_ACCESS }, \
@@ -214,6 +226,9 @@ static int cbw_validate_sync(const struct cbw_cmd *cmd,
 		o->sync = "bitmap";
 		o->mode = "on-success";
 	}
+	if ((o->base || o->force_base) && !cbw_is(o->sync, "bitmap"))
+		return cbw_usage_error(cmd, "%s: --base and --force need sync mode 'bitmap' or 'incremental'",
+				       cbw_cmd_title(cmd, title));
 	return 0;
 }
 
@@ -226,6 +241,55 @@ static int cbw_check_no_job(const struct cbw_dev *dev)
 		return 0;
 	return cbw_error("a backup job is already running on %s: finish or cancel it first",
 			 dev->name);
+}
+
+/*
+ * --base: the previous backup of the chain must have been made from this
+ * bitmap at its current generation, or the bitmap lost writes since then
+ * (it was cleared, re-created, or loaded inconsistent) and an increment
+ * on top of that backup would miss them.
+ */
+static int cbw_check_base(const struct cbw_cmd *cmd,
+			  const struct cbw_backup_opts *o,
+			  const struct dm_cbw_bitmap_info *info)
+{
+	uint8_t buf[CBW_IMG_HEADER_SIZE];
+	char title[CBW_TITLE_LEN];
+	struct cbw_img_header h;
+	int fd, r;
+
+	if (!o->base)
+		return 0;
+	cbw_cmd_title(cmd, title);
+	fd = open(o->base, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return cbw_error("%s: Cannot open the base backup '%s': %s", title,
+				 o->base, strerror(errno));
+	r = cbw_pread_full(fd, buf, sizeof(buf), 0);
+	close(fd);
+	if (!r)
+		r = cbw_img_decode_header(buf, &h);
+	if (r)
+		return cbw_error("%s: The base backup '%s' is not an extents file (--format cbw): it records no bitmap generation",
+				 title, o->base);
+	if (h.generation == info->generation && h.generation)
+		return 0;
+	if (!info->generation && !o->force_base)
+		return cbw_error("%s: Bitmap '%s' is not persistent: it has no generation to check against the base backup (give --force)",
+				 title, o->bitmap);
+	if (!h.generation && !o->force_base)
+		return cbw_error("%s: The base backup '%s' records no bitmap generation (give --force)",
+				 title, o->base);
+	if (o->force_base) {
+		cbw_warn("%s: bitmap '%s' has generation %llu, the base backup '%s' %llu: going on (--force)",
+			 title, o->bitmap, (unsigned long long)info->generation,
+			 o->base, (unsigned long long)h.generation);
+		return 0;
+	}
+	cbw_errno_error(-ESTALE);
+	return cbw_error("%s: Bitmap '%s' has generation %llu, but the base backup '%s' was made at generation %llu: the bitmap lost writes since (make a full backup, or give --force)",
+			 title, o->bitmap, (unsigned long long)info->generation,
+			 o->base, (unsigned long long)h.generation);
 }
 
 /*
@@ -257,6 +321,14 @@ static int cbw_validate_bitmap(const struct cbw_cmd *cmd,
 	if (info->status & DM_CBW_BITMAP_BUSY)
 		return cbw_error("%s: Bitmap '%s' is currently in use by another operation and cannot be used",
 				 cbw_cmd_title(cmd, title), o->bitmap);
+	if (info->status & DM_CBW_BITMAP_INCONSISTENT) {
+		cbw_errno_error(-EUCLEAN);
+		return cbw_error("%s: Bitmap '%s' is inconsistent and cannot be used",
+				 cbw_cmd_title(cmd, title), o->bitmap);
+	}
+	r = cbw_check_base(cmd, o, info);
+	if (r)
+		return r;
 	if (cbw_is(o->sync, "none"))
 		return cbw_backup_invalid(cmd, "sync mode '%s' does not produce meaningful bitmap outputs",
 					  o->sync);
@@ -366,6 +438,7 @@ static int cbw_job_bitmap_total(const struct cbw_dev *dev, struct cbw_job *job)
 	if (r)
 		return cbw_bitmap_error(r, dev, job->bitmap);
 	job->granularity = info.granularity;
+	job->generation = info.generation;
 	if (!strcmp(job->sync, "bitmap"))
 		job->total_bytes = info.count;
 	return 0;
@@ -905,7 +978,12 @@ static int cbw_backup_all(const struct cbw_cmd *cmd, int argc, char **argv)
 	"  --chunk SIZE        copy-before-write granularity (default 64K)\n" \
 	"  --access NAME       name of the access device (default DEV-access)\n" \
 	"  --on-cbw-error POLICY, --cbw-timeout MS\n" \
-	"                      as for 'cbwctl snapshot start'\n"
+	"                      as for 'cbwctl snapshot start'\n" \
+	"  --base FILE         sync bitmap and incremental: the previous backup\n" \
+	"                      of the chain, an extents file; refused unless it\n" \
+	"                      records the bitmap's current generation (the\n" \
+	"                      bitmap holds every write since it)\n" \
+	"  --force             go on when the generations differ\n"
 
 #define CBW_RUN_HELP \
 	"  --target PATH       file or block device the image is written to\n" \
@@ -926,13 +1004,14 @@ static int cbw_backup_all(const struct cbw_cmd *cmd, int argc, char **argv)
 	"(exit status 2): a bitmap is needed by sync bitmap and incremental;\n" \
 	"incremental takes only on-success; the bitmap must exist; a bitmap\n" \
 	"needs a mode and a mode a bitmap; sync none takes no bitmap; never\n" \
-	"goes with sync bitmap only.  A busy bitmap, or a job already running\n" \
-	"on DEV, fails with exit status 1.\n"
+	"goes with sync bitmap only.  A busy or inconsistent bitmap, a --base of\n" \
+	"another generation, or a job already running on DEV, fails with exit\n" \
+	"status 1.\n"
 
 const struct cbw_cmd cbw_backup_cmd = {
 	.name = "backup",
 	.params = { "DEV" }, .min_args = 1, .max_args = 1,
-	.synopsis = "--sync MODE [--bitmap NAME --bitmap-mode MODE] --cow COWDEV --target PATH [--format raw|cbw] [--max-chunk SIZE] [--discard-source] [--chunk SIZE] [--access NAME] [--on-cbw-error POLICY] [--cbw-timeout MS]",
+	.synopsis = "--sync MODE [--bitmap NAME --bitmap-mode MODE] [--base FILE [--force]] --cow COWDEV --target PATH [--format raw|cbw] [--max-chunk SIZE] [--discard-source] [--chunk SIZE] [--access NAME] [--on-cbw-error POLICY] [--cbw-timeout MS]",
 	.summary = "Back up a cbw device: begin, run and finish in one command.",
 	.help =
 	"Starts a snapshot of DEV (freezing a filesystem on it for a moment),\n"
@@ -964,7 +1043,7 @@ const struct cbw_cmd cbw_backup_cmds[] = {
 	{
 		.group = "backup", .name = "begin",
 		.params = { "DEV" }, .min_args = 1, .max_args = 1,
-		.synopsis = "--sync MODE [--bitmap NAME --bitmap-mode MODE] --cow COWDEV [--chunk SIZE] [--access NAME] [--on-cbw-error POLICY] [--cbw-timeout MS]",
+		.synopsis = "--sync MODE [--bitmap NAME --bitmap-mode MODE] [--base FILE [--force]] --cow COWDEV [--chunk SIZE] [--access NAME] [--on-cbw-error POLICY] [--cbw-timeout MS]",
 		.summary = "Begin a backup job: snapshot, frozen bitmap, access device.",
 		.help =
 		"Loads a cbw table with COWDEV (and freeze_bitmap, plus\n"

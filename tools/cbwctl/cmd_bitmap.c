@@ -81,6 +81,15 @@ int cbw_bitmap_error(int err, const struct cbw_dev *dev, const char *name)
 	case EINVAL:
 		return cbw_error("The kernel refused the request for bitmap '%s': %s",
 				 name, strerror(EINVAL));
+	case EUCLEAN:
+		return cbw_error("Bitmap '%s' is inconsistent and cannot be used",
+				 name);
+	case EOPNOTSUPP:
+		return cbw_error("Device '%s' has no metadata device: a persistent bitmap needs one (table argument metadata_dev)",
+				 dev->spec);
+	case EFBIG:
+		return cbw_error("The metadata device of '%s' has no room for bitmap '%s' (a larger --granularity takes less)",
+				 dev->spec, name);
 	}
 	return cbw_device_error(err, dev);
 }
@@ -116,7 +125,7 @@ int cbw_cbw_table(const struct cbw_dev *dev, struct cbw_target *t)
 
 static const char *const cbw_bitmap_head[] = {
 	"NAME", "GRANULARITY", "COUNT", "RECORDING", "BUSY", "PERSISTENT",
-	"FROZEN", "SUCCESSOR",
+	"FROZEN", "SUCCESSOR", "INCONSISTENT", "GENERATION",
 };
 
 #define CBW_BITMAP_COLS	ARRAY_SIZE(cbw_bitmap_head)
@@ -138,6 +147,8 @@ static void cbw_bitmap_json(const struct dm_cbw_bitmap_info *info)
 	cbw_json_bool("persistent", info->status & DM_CBW_BITMAP_PERSISTENT);
 	cbw_json_bool("frozen", info->status & DM_CBW_BITMAP_FROZEN);
 	cbw_json_u64("successor-count", info->successor_count);
+	cbw_json_bool("inconsistent", info->status & DM_CBW_BITMAP_INCONSISTENT);
+	cbw_json_u64("generation", info->generation);
 	cbw_json_object_end();
 }
 
@@ -146,6 +157,7 @@ static void cbw_bitmap_row(struct cbw_table *t,
 {
 	char gran[CBW_SIZE_BUF], count[CBW_SIZE_BUF], succ[CBW_SIZE_BUF];
 	bool frozen = info->status & DM_CBW_BITMAP_FROZEN;
+	char gen[24] = "-";
 	const char *cells[CBW_BITMAP_COLS] = {
 		info->name,
 		cbw_format_size(info->granularity, gran),
@@ -155,7 +167,13 @@ static void cbw_bitmap_row(struct cbw_table *t,
 		cbw_yes_no(info->status & DM_CBW_BITMAP_PERSISTENT),
 		cbw_yes_no(frozen),
 		frozen ? cbw_format_size(info->successor_count, succ) : "-",
+		cbw_yes_no(info->status & DM_CBW_BITMAP_INCONSISTENT),
+		gen,
 	};
+
+	if (info->generation)
+		snprintf(gen, sizeof(gen), "%llu",
+			 (unsigned long long)info->generation);
 
 	cbw_table_add(t, cells);
 }
@@ -215,6 +233,10 @@ static int cbw_add_option(const struct cbw_cmd *cmd, int opt,
 
 	if (opt == CBW_OPT_DISABLED) {
 		o->flags |= DM_CBW_BITMAP_ADD_DISABLED;
+		return 0;
+	}
+	if (opt == CBW_OPT_PERSISTENT) {
+		o->flags |= DM_CBW_BITMAP_PERSISTENT;
 		return 0;
 	}
 	if (cbw_parse_size(arg, &o->granularity))
@@ -277,6 +299,7 @@ static int cbw_bitmap_add(const struct cbw_cmd *cmd, int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "granularity", required_argument, NULL, CBW_OPT_GRANULARITY },
 		{ "disabled", no_argument, NULL, CBW_OPT_DISABLED },
+		{ "persistent", no_argument, NULL, CBW_OPT_PERSISTENT },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct cbw_add_opts o = { DM_CBW_DEFAULT_GRANULARITY, 0 };
@@ -408,10 +431,14 @@ static int cbw_merge_check(const struct cbw_dev *dev, const char *target,
 	int err;
 
 	err = cbw_ctl_query(dev, target, &info);
+	if (!err && info.status & DM_CBW_BITMAP_INCONSISTENT)
+		err = -EUCLEAN;
 	if (err)
 		return cbw_bitmap_error(err, dev, target);
 	for (i = 0; i < nr; i++) {
 		err = cbw_ctl_query(dev, sources[i], &info);
+		if (!err && info.status & DM_CBW_BITMAP_INCONSISTENT)
+			err = -EUCLEAN;
 		if (err)
 			return cbw_bitmap_error(err, dev, sources[i]);
 	}
@@ -588,7 +615,7 @@ const struct cbw_cmd cbw_bitmap_cmds[] = {
 	{
 		.group = "bitmap", .name = "add",
 		.params = { "DEV", "NAME" }, .min_args = 2, .max_args = 2,
-		.synopsis = "[--granularity SIZE] [--disabled]",
+		.synopsis = "[--granularity SIZE] [--disabled] [--persistent]",
 		.summary = "Add a dirty bitmap; it records every write that completes from now on.",
 		.help =
 		"Options:\n"
@@ -596,7 +623,11 @@ const struct cbw_cmd cbw_bitmap_cmds[] = {
 		"                      (default 64K); a write marks every granule\n"
 		"                      it touches\n"
 		"  --disabled          create it disabled: it records nothing until\n"
-		"                      'cbwctl bitmap enable'\n\n"
+		"                      'cbwctl bitmap enable'\n"
+		"  --persistent        keep it on the device's metadata device\n"
+		"                      (table argument metadata_dev): it is back\n"
+		"                      when a table with that metadata device is\n"
+		"                      loaded again\n\n"
 		CBW_NAME_HELP
 		"The bitmap takes one bit of kernel memory per granule (16M per\n"
 		"TiB at 64K); a bitmap that would take more than half of the\n"

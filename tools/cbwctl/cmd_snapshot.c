@@ -33,6 +33,7 @@ struct cbw_table_args {
 	char freeze_bitmap[DM_CBW_NAME_LEN];
 	char on_cbw_error[32];
 	unsigned int timeout_ms;
+	char metadata_dev[CBW_DM_NAME_LEN];	/* kept by every reload */
 };
 
 /* The cbw-access devices that read a cbw device. */
@@ -63,12 +64,16 @@ static int cbw_parse_table_opt(struct cbw_table_args *a, const char *key,
 				value) >= (int)sizeof(a->on_cbw_error);
 	if (!strcasecmp(key, "cbw_timeout_ms"))
 		return sscanf(value, "%u%c", &a->timeout_ms, &tail) != 1;
+	if (!strcasecmp(key, "metadata_dev"))
+		return snprintf(a->metadata_dev, sizeof(a->metadata_dev), "%s",
+				value) >= (int)sizeof(a->metadata_dev);
 	return -1;
 }
 
 /*
  * "<origin> <cow|-> <chunk> [<#opts> [snapshot_bitmap <name>]
- *  [freeze_bitmap <name>] [on_cbw_error <policy>] [cbw_timeout_ms <ms>]]"
+ *  [freeze_bitmap <name>] [on_cbw_error <policy>] [cbw_timeout_ms <ms>]
+ *  [metadata_dev <dev>]]"
  */
 static int cbw_parse_table_args(const struct cbw_dev *dev, const char *params,
 				struct cbw_table_args *a)
@@ -135,6 +140,12 @@ static int cbw_load_table(const struct cbw_dev *dev, const struct cbw_target *t,
 				" cbw_timeout_ms %u", snap->timeout_ms);
 		nr += 2;
 	}
+	/* The metadata device belongs to the device, not to a snapshot. */
+	if (a->metadata_dev[0]) {
+		len += snprintf(opts + len, sizeof(opts) - len,
+				" metadata_dev %s", a->metadata_dev);
+		nr += 2;
+	}
 	if (nr)
 		snprintf(params, sizeof(params), "%s %s %llu %u%s", a->origin,
 			 cow, chunk_sectors, nr, opts);
@@ -199,18 +210,39 @@ static int cbw_find_access(const struct cbw_dev *dev, struct cbw_access_list *l)
 	return 0;
 }
 
+#define CBW_ACCESS_UUID_PREFIX	CBW_DM_UUID_PREFIX "access-"
+/* The longest access device name whose UUID fits: 117. */
+#define CBW_ACCESS_NAME_MAX \
+	((int)(CBW_DM_UUID_LEN - sizeof(CBW_ACCESS_UUID_PREFIX)))
+
+/*
+ * The DM UUID of access device @name, CBW-access-NAME: unique as the name
+ * is, and one pattern for udev rules.  -ENAMETOOLONG past 128 characters.
+ */
+static int cbw_access_uuid(const char *name, char uuid[CBW_DM_UUID_LEN])
+{
+	int n = snprintf(uuid, CBW_DM_UUID_LEN, "%s%s", CBW_ACCESS_UUID_PREFIX,
+			 name);
+
+	return n < CBW_DM_UUID_LEN ? 0 : -ENAMETOOLONG;
+}
+
+/* A snapshot image: private, so that it never stands in for the origin. */
 static int cbw_create_access(const struct cbw_dev *dev,
 			     const struct cbw_target *t, const char *name,
 			     bool rw)
 {
 	struct cbw_target at = { .start = 0, .length = t->length };
-	char devno[CBW_DEVNO_LEN];
+	char devno[CBW_DEVNO_LEN], uuid[CBW_DM_UUID_LEN];
 	int r;
 
 	cbw_devno(dev, devno);
 	snprintf(at.type, sizeof(at.type), "%s", DM_CBW_ACCESS_TARGET_NAME);
 	at.params = devno;
-	r = cbw_dm_create(name, NULL, &at, rw ? 0 : CBW_DM_RO);
+	r = cbw_access_uuid(name, uuid);
+	if (!r)
+		r = cbw_dm_create(name, uuid, &at,
+				  CBW_DM_PRIVATE | (rw ? 0 : CBW_DM_RO));
 	if (r)
 		return cbw_error("Cannot create access device '%s': %s", name,
 				 strerror(-r));
@@ -283,6 +315,7 @@ static void cbw_snapshot_json(const struct cbw_dev *dev,
 			    a->on_cbw_error[0] ? a->on_cbw_error :
 			    "break_guest_write");
 	cbw_json_u64("cbw_timeout_ms", a->timeout_ms);
+	cbw_json_opt_string("metadata_dev", a->metadata_dev);
 	cbw_json_array_begin("access_devices");
 	for (i = 0; i < l->nr; i++)
 		cbw_json_string(NULL, l->names[i]);
@@ -326,6 +359,8 @@ static void cbw_snapshot_text(const struct cbw_dev *dev,
 			a->on_cbw_error : "break_guest_write");
 	cbw_print_field("copy timeout", "%u ms%s", a->timeout_ms,
 			a->timeout_ms ? "" : " (none)");
+	cbw_print_field("metadata device", "%s",
+			a->metadata_dev[0] ? a->metadata_dev : "-");
 	if (!l->nr)
 		cbw_print_field("access devices", "-");
 	for (i = 0; i < l->nr; i++)
@@ -488,7 +523,7 @@ static int cbw_start_preflight(const struct cbw_dev *dev,
 			       const char *cow)
 {
 	struct dm_cbw_bitmap_info info;
-	char devno[CBW_DEVNO_LEN];
+	char devno[CBW_DEVNO_LEN], uuid[CBW_DM_UUID_LEN];
 	struct cbw_dev other;
 	int r;
 
@@ -509,12 +544,18 @@ static int cbw_start_preflight(const struct cbw_dev *dev,
 		return cbw_error("The COW device cannot be the cbw device itself");
 	if (o->snap.bitmap) {
 		r = cbw_ctl_query(dev, o->snap.bitmap, &info);
+		if (!r && info.status & DM_CBW_BITMAP_INCONSISTENT)
+			r = -EUCLEAN;
 		if (r)
 			return cbw_bitmap_error(r, dev, o->snap.bitmap);
 	}
 	if (o->access && !cbw_dm_lookup(o->access, &other))
 		return cbw_error("Device '%s' already exists: choose another --access name",
 				 o->access);
+	if (o->access && cbw_access_uuid(o->access, uuid))
+		return cbw_error("Access device name '%s' is too long: at most %d characters, so that its DM UUID %sNAME fits in %d",
+				 o->access, CBW_ACCESS_NAME_MAX,
+				 CBW_ACCESS_UUID_PREFIX, CBW_DM_UUID_LEN - 1);
 	return 0;
 }
 
@@ -857,6 +898,7 @@ static const struct {
 	{ DM_CBW_FEATURE_BITMAPS, "bitmaps" },
 	{ DM_CBW_FEATURE_SNAPSHOT_BITMAP, "snapshot_bitmap" },
 	{ DM_CBW_FEATURE_FREEZE, "freeze" },
+	{ DM_CBW_FEATURE_PERSISTENT, "persistent" },
 };
 
 static void cbw_version_print(const struct dm_cbw_version *v)

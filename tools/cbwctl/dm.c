@@ -97,15 +97,28 @@ static int cbw_dm_run(struct dm_task *dmt)
 	return r;
 }
 
-/* Like cbw_dm_run, for tasks that create, change or remove nodes. */
-static int cbw_dm_run_nodes(struct dm_task *dmt)
+/*
+ * The udev flags of a private device, those LVM gives its hidden layers:
+ * udev still makes /dev/mapper/NAME, but no blkid probe, no /dev/disk
+ * links, no LVM scan (69-dm-lvm.rules) and no other rules see it.  The
+ * flags travel in the uevent's cookie, with or without udev sync.
+ */
+#define CBW_DM_PRIVATE_UDEV_FLAGS	(DM_UDEV_DISABLE_SUBSYSTEM_RULES_FLAG | \
+					 DM_UDEV_DISABLE_DISK_RULES_FLAG | \
+					 DM_UDEV_DISABLE_OTHER_RULES_FLAG)
+
+/*
+ * Like cbw_dm_run, for tasks that create, change or remove nodes;
+ * @udev_flags are DM_UDEV_* flags for the rules that see the uevent.
+ */
+static int cbw_dm_run_nodes(struct dm_task *dmt, uint16_t udev_flags)
 {
 	uint32_t cookie = 0;
 	int r = 0;
 
 	if (!dmt)
 		return -ENOMEM;
-	if (!dm_task_set_cookie(dmt, &cookie, 0)) {
+	if (!dm_task_set_cookie(dmt, &cookie, udev_flags)) {
 		dm_task_destroy(dmt);
 		return -EIO;
 	}
@@ -302,7 +315,7 @@ int cbw_dm_suspend(const char *name, bool freeze)
 /* Resumes @name, making an inactive table live. */
 int cbw_dm_resume(const char *name)
 {
-	return cbw_dm_run_nodes(cbw_dm_task(DM_DEVICE_RESUME, name));
+	return cbw_dm_run_nodes(cbw_dm_task(DM_DEVICE_RESUME, name), 0);
 }
 
 /* Drops the inactive table of @name. */
@@ -311,22 +324,185 @@ int cbw_dm_clear(const char *name)
 	return cbw_dm_run(cbw_dm_task(DM_DEVICE_CLEAR, name));
 }
 
+static bool cbw_dm_add_lines(struct dm_task *dmt, const struct cbw_dm_lines *l)
+{
+	unsigned int i;
+
+	for (i = 0; i < l->nr; i++)
+		if (!cbw_dm_add_target(dmt, &l->lines[i]))
+			return false;
+	return true;
+}
+
 /*
- * Creates device @name with the one-line table @t and its node.  @uuid may be
- * NULL; @flags are CBW_DM_* flags.
+ * Creates device @name with the table @l and its node.  @uuid may be NULL;
+ * @flags are CBW_DM_* flags (CBW_DM_PRIVATE: udev's disk rules and LVM's
+ * leave the device alone).
  */
-int cbw_dm_create(const char *name, const char *uuid,
-		  const struct cbw_target *t, unsigned int flags)
+int cbw_dm_create_lines(const char *name, const char *uuid,
+			const struct cbw_dm_lines *l, unsigned int flags)
 {
 	struct dm_task *dmt = cbw_dm_task(DM_DEVICE_CREATE, name);
 
-	if (dmt && (!cbw_dm_add_target(dmt, t) ||
+	if (dmt && (!cbw_dm_add_lines(dmt, l) ||
 		    (uuid && !dm_task_set_uuid(dmt, uuid)) ||
 		    ((flags & CBW_DM_RO) && !dm_task_set_ro(dmt)))) {
 		dm_task_destroy(dmt);
 		return -ENOMEM;
 	}
-	return cbw_dm_run_nodes(dmt);
+	return cbw_dm_run_nodes(dmt, (flags & CBW_DM_PRIVATE) ?
+				CBW_DM_PRIVATE_UDEV_FLAGS : 0);
+}
+
+/* cbw_dm_create_lines with the one-line table @t. */
+int cbw_dm_create(const char *name, const char *uuid,
+		  const struct cbw_target *t, unsigned int flags)
+{
+	struct cbw_dm_lines l = { 1, (struct cbw_target *)t };
+
+	return cbw_dm_create_lines(name, uuid, &l, flags);
+}
+
+/* Loads @l as the inactive table of @name. */
+int cbw_dm_reload_lines(const char *name, const struct cbw_dm_lines *l)
+{
+	struct dm_task *dmt = cbw_dm_task(DM_DEVICE_RELOAD, name);
+
+	if (dmt && !cbw_dm_add_lines(dmt, l)) {
+		dm_task_destroy(dmt);
+		return -ENOMEM;
+	}
+	return cbw_dm_run(dmt);
+}
+
+static int cbw_dm_lines_add(struct cbw_dm_lines *l, uint64_t start,
+			    uint64_t length, const char *type,
+			    const char *params)
+{
+	struct cbw_target *t, *lines;
+
+	lines = realloc(l->lines, (l->nr + 1) * sizeof(*lines));
+	if (!lines)
+		return -ENOMEM;
+	l->lines = lines;
+	t = &lines[l->nr];
+	memset(t, 0, sizeof(*t));
+	t->start = start;
+	t->length = length;
+	snprintf(t->type, sizeof(t->type), "%s", type);
+	t->params = strdup(params ? params : "");
+	if (!t->params)
+		return -ENOMEM;
+	l->nr++;
+	return 0;
+}
+
+/*
+ * Every line of the live table of @name, or with @inactive of its inactive
+ * table, in @l (l->nr 0: no such table).  Free with cbw_dm_lines_free().
+ */
+int cbw_dm_get_lines(const char *name, bool inactive, struct cbw_dm_lines *l)
+{
+	struct dm_task *dmt = cbw_dm_task(DM_DEVICE_TABLE, name);
+	uint64_t start, length;
+	char *type, *params;
+	void *next = NULL;
+	int r = 0;
+
+	memset(l, 0, sizeof(*l));
+	if (!dmt)
+		return -ENOMEM;
+	if ((inactive && !dm_task_query_inactive_table(dmt)) ||
+	    !dm_task_run(dmt)) {
+		r = cbw_dm_errno(dmt);
+		dm_task_destroy(dmt);
+		return r;
+	}
+	do {
+		next = dm_get_next_target(dmt, next, &start, &length, &type,
+					  &params);
+		if (type)
+			r = cbw_dm_lines_add(l, start, length, type, params);
+	} while (next && !r);
+	dm_task_destroy(dmt);
+	if (r)
+		cbw_dm_lines_free(l);
+	return r;
+}
+
+void cbw_dm_lines_free(struct cbw_dm_lines *l)
+{
+	unsigned int i;
+
+	for (i = 0; i < l->nr; i++)
+		cbw_target_free(&l->lines[i]);
+	free(l->lines);
+	l->lines = NULL;
+	l->nr = 0;
+}
+
+bool cbw_dm_lines_equal(const struct cbw_dm_lines *a,
+			const struct cbw_dm_lines *b)
+{
+	unsigned int i;
+
+	if (a->nr != b->nr)
+		return false;
+	for (i = 0; i < a->nr; i++)
+		if (a->lines[i].start != b->lines[i].start ||
+		    a->lines[i].length != b->lines[i].length ||
+		    strcmp(a->lines[i].type, b->lines[i].type) ||
+		    strcmp(a->lines[i].params, b->lines[i].params))
+			return false;
+	return true;
+}
+
+/* The sectors that the table @l maps. */
+uint64_t cbw_dm_lines_length(const struct cbw_dm_lines *l)
+{
+	return l->nr ? l->lines[l->nr - 1].start + l->lines[l->nr - 1].length
+		     : 0;
+}
+
+/* The DM UUID of @name ("" if it has none): 0 or a negative errno. */
+int cbw_dm_uuid(const char *name, char uuid[CBW_DM_UUID_LEN])
+{
+	struct dm_task *dmt = cbw_dm_task(DM_DEVICE_INFO, name);
+	const char *u;
+	int r = 0;
+
+	if (!dmt)
+		return -ENOMEM;
+	if (!dm_task_run(dmt)) {
+		r = cbw_dm_errno(dmt);
+	} else {
+		u = dm_task_get_uuid(dmt);
+		snprintf(uuid, CBW_DM_UUID_LEN, "%s", u ? u : "");
+	}
+	dm_task_destroy(dmt);
+	return r;
+}
+
+/* Looks up the device with DM UUID @uuid, like cbw_dm_lookup. */
+int cbw_dm_lookup_uuid(const char *uuid, struct cbw_dev *dev)
+{
+	struct dm_task *dmt = cbw_dm_task(DM_DEVICE_INFO, NULL);
+	struct dm_info info;
+	int r = 0;
+
+	memset(dev, 0, sizeof(*dev));
+	dev->spec = uuid;
+	if (!dmt)
+		return -ENOMEM;
+	if (!dm_task_set_uuid(dmt, uuid) || !dm_task_run(dmt) ||
+	    !dm_task_get_info(dmt, &info))
+		r = cbw_dm_errno(dmt);
+	else if (!info.exists)
+		r = -ENOENT;
+	else
+		cbw_dm_fill(dev, dmt, &info);
+	dm_task_destroy(dmt);
+	return r;
 }
 
 /* Removes device @name and its node, retrying for a while if busy. */
@@ -338,7 +514,7 @@ int cbw_dm_remove(const char *name)
 		dm_task_destroy(dmt);
 		return -ENOMEM;
 	}
-	return cbw_dm_run_nodes(dmt);
+	return cbw_dm_run_nodes(dmt, 0);
 }
 
 /* Calls @fn for the name of every device-mapper device until it fails. */

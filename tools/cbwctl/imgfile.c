@@ -11,7 +11,8 @@
  *   header   "DMCBWEXT", u32 version (1), u32 header size (512),
  *            u64 device size, u64 granularity (0 for a full backup),
  *            u64 created (Unix time), u32 sync (0 full, 1 bitmap),
- *            u32 flags (0), char bitmap[64], zeros up to 512 bytes
+ *            u32 flags (0), char bitmap[64], u64 generation of the
+ *            bitmap (0: none), zeros up to 512 bytes
  *   record   "EXT1", u32 CRC-32 of the data, u64 offset, u64 length,
  *            u64 0; then length bytes of data
  *   trailer  "END1", u32 flags (1: partial, the backup failed),
@@ -97,6 +98,7 @@ void cbw_img_encode_header(const struct cbw_img_header *h,
 	cbw_put32(buf + 40, h->sync);
 	cbw_put32(buf + 44, h->flags);
 	memcpy(buf + 48, h->bitmap, strnlen(h->bitmap, DM_CBW_NAME_LEN - 1));
+	cbw_put64(buf + 112, h->generation);
 }
 
 /* 0; -ENOMSG: not an extents file; -EPROTO: unknown version or size. */
@@ -115,6 +117,7 @@ int cbw_img_decode_header(const uint8_t buf[CBW_IMG_HEADER_SIZE],
 	h->flags = cbw_get32(buf + 44);
 	memcpy(h->bitmap, buf + 48, DM_CBW_NAME_LEN);
 	h->bitmap[DM_CBW_NAME_LEN - 1] = 0;
+	h->generation = cbw_get64(buf + 112);
 	return 0;
 }
 

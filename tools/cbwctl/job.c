@@ -53,6 +53,7 @@ static const struct {
 	CBW_JOB_U64("chunk", chunk),
 	CBW_JOB_U64("size", size),
 	CBW_JOB_U64("granularity", granularity),
+	CBW_JOB_U64("generation", generation),
 	CBW_JOB_STR("state", state),
 	CBW_JOB_U64("fail_offset", fail_offset),
 	CBW_JOB_U64("error", error),

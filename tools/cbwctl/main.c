@@ -110,6 +110,12 @@ static void cbw_print_help(void)
 	cbw_print_cmd_entry(&cbw_backup_cmd);
 	cbw_print_cmd_list(cbw_backup_cmds);
 	cbw_print_cmd_entry(&cbw_restore_cmd);
+	printf("\nBoot-time devices (cbwtab) commands:\n");
+	cbw_print_cmd_list(cbw_tab_cmds);
+	printf("\nMetadata device commands:\n");
+	cbw_print_cmd_list(cbw_metadata_cmds);
+	printf("\nLive device-mapper devices:\n");
+	cbw_print_cmd_list(cbw_attach_cmds);
 	printf("\nOther commands:\n");
 	cbw_print_cmd_list(cbw_other_cmds);
 	printf("  cbwctl help [COMMAND [SUBCOMMAND]]\n"
@@ -310,6 +316,8 @@ static const struct cbw_group cbw_groups[] = {
 	{ "bitmap", cbw_bitmap_cmds },
 	{ "snapshot", cbw_snapshot_cmds },
 	{ "backup", cbw_backup_cmds },
+	{ "tab", cbw_tab_cmds },
+	{ "metadata", cbw_metadata_cmds },
 	{ NULL, NULL },
 };
 
@@ -385,7 +393,7 @@ static const struct cbw_cmd *cbw_find_top_cmd(const char *name)
 		return &cbw_backup_cmd;
 	if (!strcmp(name, cbw_restore_cmd.name))
 		return &cbw_restore_cmd;
-	return NULL;
+	return cbw_find_cmd(cbw_attach_cmds, name);
 }
 
 /*

@@ -269,6 +269,7 @@ void cbw_print_field(const char *label, const char *fmt, ...)
 static struct {
 	unsigned int depth;
 	bool compact;			/* one line per top-level value */
+	bool result_printed;		/* a failure's result says why */
 	bool has_items[CBW_JSON_MAX_DEPTH];
 } cbw_json;
 
@@ -427,10 +428,19 @@ void cbw_json_bool(const char *key, bool value)
  * {"error": MESSAGE, "errno": N}: its first error message (as on standard
  * error, without "cbwctl: ") and the errno behind it, or 0.
  */
+/*
+ * The command printed a result that says why it failed (a report with its
+ * problems): no error object after it, so that the output stays one value.
+ */
+void cbw_json_result_printed(void)
+{
+	cbw_json.result_printed = true;
+}
+
 void cbw_json_error(int status)
 {
-	if (cbw_json.depth)
-		return;		/* inside a value: leave it unterminated */
+	if (cbw_json.depth || cbw_json.result_printed)
+		return;		/* inside a value, or the value says why */
 	cbw_json_set_compact(true);
 	cbw_json_object_begin(NULL);
 	cbw_json_string("error", cbw_failure.message[0] ?

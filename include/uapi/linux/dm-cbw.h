@@ -98,12 +98,16 @@ struct dm_cbw_version {
 #define DM_CBW_FEATURE_SNAPSHOT_BITMAP	(1ULL << 1)
 /* freeze_bitmap table argument, BITMAP_THAW and BITMAP_MARK (1.1). */
 #define DM_CBW_FEATURE_FREEZE		(1ULL << 2)
+/* Persistent bitmaps on a metadata device, generations (1.3). */
+#define DM_CBW_FEATURE_PERSISTENT	(1ULL << 3)
 
 /**
  * struct dm_cbw_bitmap_cmd - add, remove, clear, enable or disable a bitmap
  * @size: sizeof(struct dm_cbw_bitmap_cmd)
- * @flags: DM_CBW_IOC_BITMAP_ADD: DM_CBW_BITMAP_ADD_DISABLED (any other
- *	bit, DM_CBW_BITMAP_PERSISTENT included, gives EINVAL); others: 0
+ * @flags: DM_CBW_IOC_BITMAP_ADD: DM_CBW_BITMAP_ADD_DISABLED and
+ *	DM_CBW_BITMAP_PERSISTENT (EOPNOTSUPP when the device has no metadata
+ *	device, EFBIG when its metadata device has no room for the bitmap);
+ *	others: 0
  * @dev_major: cbw device
  * @dev_minor: cbw device
  * @granularity: DM_CBW_IOC_BITMAP_ADD: bytes per bit, 0 for the default
@@ -176,7 +180,10 @@ struct dm_cbw_bitmap_merge {
  * @reserved0: must be 0
  * @successor_count: out: for a frozen bitmap, the dirty bytes its
  *	successor recorded since the freeze; 0 otherwise
- * @reserved: must be 0
+ * @generation: out: a persistent bitmap's generation, a random number
+ *	from 1 to 2^53 - 1 drawn anew whenever its bits are lost or reset
+ *	(added, cleared, loaded inconsistent); 0 for a bitmap in memory
+ *	only.  It was a reserved field, always 0, before interface 1.3
  * @name: in (query) or out (list): the bitmap
  *
  * A frozen bitmap is busy; it is recording when its successor is.
@@ -191,15 +198,21 @@ struct dm_cbw_bitmap_info {
 	__u32 status;
 	__u32 reserved0;
 	__u64 successor_count;
-	__u64 reserved;
+	__u64 generation;
 	char name[DM_CBW_NAME_LEN];
 };
 
 #define DM_CBW_BITMAP_RECORDING		(1U << 0)	/* enabled */
 #define DM_CBW_BITMAP_BUSY		(1U << 1)	/* in use */
-/* Reserved for bitmaps kept on disk: never set today, refused by ADD. */
+/* Kept on the metadata device (an ADD flag too). */
 #define DM_CBW_BITMAP_PERSISTENT	(1U << 2)
 #define DM_CBW_BITMAP_FROZEN		(1U << 3)	/* a successor records */
+/*
+ * Its bits were lost (a checksum error, an unclean shutdown): it records
+ * nothing, and everything but QUERY, LIST, REMOVE and CLEAR fails with
+ * EUCLEAN until it is cleared.
+ */
+#define DM_CBW_BITMAP_INCONSISTENT	(1U << 4)
 
 /**
  * struct dm_cbw_bitmap_list - DM_CBW_IOC_BITMAP_LIST: all bitmaps

@@ -22,11 +22,14 @@
 # flight long after a guest write to the same chunk could have completed,
 # which a missing wait shows as new data in the snapshot.
 #
-# Usage: cbw_integrity.sh [CHUNK [delay]]
+# Usage: cbw-integrity.sh [CHUNK [delay]]
 #   CHUNK: 4k (default), 64k, 1m or a number of sectors.
 # Environment: CBW_INTEGRITY_MIB (device size), CBW_STRESS_SECONDS,
 # CBW_STRESS_WRITERS, CBW_STRESS_READERS, CBW_STRESS_SEED,
 # CBW_READ_DELAY_MS (with "delay", default 5).
+#
+# It is not a test of its own: the tests cbw_integrity_4k_delay.sh,
+# cbw_integrity_64k.sh and cbw_integrity_1m.sh run it with their arguments.
 
 . "$(dirname -- "$0")/lib.sh"
 
