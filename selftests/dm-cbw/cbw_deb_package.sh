@@ -152,7 +152,7 @@ cbw_expect_eq "the module has the alias dm-cbw-access" "dm-cbw-access" \
 src=/usr/src/dm-cbw-$upstream
 missing=''
 sources=$(cd -- "$CBW_TREE" && printf '%s\n' dkms.conf Kbuild drivers/md/*.[ch] \
-	drivers/md/compat/*.c drivers/md/compat/probe.sh include/uapi/linux/dm-cbw.h)
+	drivers/md/compat/*.c drivers/md/compat/probe.sh include/uapi/linux/*.h)
 while read -r f; do
 	cmp -s -- "$CBW_TREE/$f" "$src/$f" || missing+=" $f"
 done <<<"$sources"
@@ -203,10 +203,13 @@ cbw_expect_eq "bash completion of 'cbwctl bitmap a'" add "$(bash -c '
 	COMP_WORDS=(cbwctl bitmap a) COMP_CWORD=2
 	_cbwctl
 	echo "${COMPREPLY[*]}"')"
-cbw_check "/usr/include/linux/dm-cbw.h is the tree's UAPI header" \
-	cmp -- "$CBW_TREE/include/uapi/linux/dm-cbw.h" /usr/include/linux/dm-cbw.h
-cbw_check "<linux/dm-cbw.h> compiles" bash -c \
-	"echo '#include <linux/dm-cbw.h>' | gcc -fsyntax-only -x c -"
+for h in "$CBW_TREE"/include/uapi/linux/*.h; do
+	h=${h##*/}
+	cbw_check "/usr/include/linux/$h is the tree's UAPI header" \
+		cmp -- "$CBW_TREE/include/uapi/linux/$h" "/usr/include/linux/$h"
+	cbw_check "<linux/$h> compiles" bash -c \
+		"echo '#include <linux/$h>' | gcc -fsyntax-only -x c -"
+done
 
 cbw_dm_remove "$name"
 cbw_check "rmmod dm-cbw" rmmod dm_cbw
