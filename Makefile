@@ -25,6 +25,8 @@
 #                     default /usr/local; DESTDIR)
 #   make uninstall    remove what make install installed
 #   make check-fresh  make demo in a fresh clone of HEAD (tools/fresh-clone-check)
+#   make deb          Debian packages dm-cbw-dkms and cbwctl in build/deb
+#                     (DEB_DIR; tools/build-deb)
 
 # The kernel to build for: the newest one with a build directory.
 KVER ?= $(shell ls -d /lib/modules/*/build 2>/dev/null | sort -V | tail -n 1 | cut -d/ -f4)
@@ -100,3 +102,15 @@ uninstall:
 
 check-fresh:
 	@$(CURDIR)/tools/fresh-clone-check
+
+# Debian packages: the module's source for DKMS, and cbwctl.
+DEB_DIR ?= $(CURDIR)/build/deb
+.PHONY: deb clean-deb
+
+deb: deps
+	@$(CURDIR)/tools/build-deb $(DEB_DIR)
+
+clean-deb:
+	rm -rf $(CURDIR)/build/deb
+
+clean: clean-deb

@@ -10,7 +10,8 @@
 # Usage: run_all.sh [-l] [TEST...]
 #   -l       list the tests and exit
 #   TEST     run only these tests (names as listed by -l)
-# Environment: CBW_TEST_TIMEOUT (seconds per test, default 900).
+# Environment: CBW_TEST_TIMEOUT (seconds per test, default 900; a test
+# may ask for more with a "# cbw-timeout: SECONDS" line in its header).
 #
 # Exit status: 1 if a test failed, 4 if every test was skipped, else 0.
 
@@ -44,6 +45,21 @@ for script in "$dir"/cbw_*.sh; do
 	((known)) || all_tests+=("${script%.sh}|$script")
 done
 
+# test_timeout SCRIPT: the seconds SCRIPT may run: CBW_TEST_TIMEOUT, or
+# more if a "# cbw-timeout: SECONDS" line in its header asks for more (a
+# DKMS build under emulation, for one).
+test_timeout()
+{
+	local want
+
+	want=$(sed -n '/^[^#]/q; s/^# cbw-timeout: \([0-9][0-9]*\)$/\1/p' "$dir/$1")
+	if [[ -n $want ]] && ((want > timeout_s)); then
+		echo "$want"
+	else
+		echo "$timeout_s"
+	fi
+}
+
 # Kernel log lines that fail a test.
 bad_kmsg='BUG:|WARNING:|Oops|general protection fault|KASAN|UBSAN|'
 bad_kmsg+='possible circular locking|possible recursive locking|'
@@ -56,7 +72,7 @@ bad_kmsg+='unreferenced object|suspected memory leak'
 
 usage()
 {
-	sed -n '9,13s/^# \{0,1\}//p' "$0" >&2
+	sed -n '9,14s/^# \{0,1\}//p' "$0" >&2
 	exit 2
 }
 
@@ -150,7 +166,8 @@ for t in "${selected[@]}"; do
 	t0=$SECONDS
 	# The output goes to a file, not a pipe: a process of a killed test
 	# stuck on a suspended device must not keep the runner waiting.
-	(cd "$dir" && exec timeout --kill-after=30 "$timeout_s" \
+	t_timeout=$(test_timeout "${cmd[0]}")
+	(cd "$dir" && exec timeout --kill-after=30 "$t_timeout" \
 		"./${cmd[0]}" "${cmd[@]:1}") </dev/null >"$log" 2>&1 &
 	# shellcheck disable=SC2031 # $! of the line above
 	pid=$!
@@ -173,7 +190,7 @@ for t in "${selected[@]}"; do
 		(dmesg; echo "$leaks") | sed 's/^/# kernel: /' | tail -n 200
 	fi
 	if ((rc == 124 || rc == 137)); then
-		echo "# $name: timed out after ${timeout_s}s"
+		echo "# $name: timed out after ${t_timeout}s"
 	fi
 
 	# Anything a killed test left behind would break the next ones.
