@@ -5,7 +5,8 @@
 #   make              build dm-cbw.ko, cbwctl and the selftest helpers
 #   make check        install what is missing, build, run every selftest in a VM
 #                     on the machine's kernel (6.1), then a smoke subset on 7.3,
-#                     then the suite as a kselftest target (check-kselftest)
+#                     then the suite as a kselftest target (check-kselftest),
+#                     then make demo in a fresh clone of HEAD (check-fresh)
 #   make check KERNEL=NAME
 #                     the selftests on one kernel of the matrix: 6.1, 6.12, 7.3
 #                     or debug (lockdep, KASAN, kmemleak); CHECK_TESTS="t1 t2"
@@ -60,8 +61,12 @@ cbwctl:
 selftests:
 	$(MAKE) -C $(SELFTESTS) all
 
+# Without KERNEL, also the README's quick start in a fresh clone.
 check: deps
-	@$(KERNEL_CHECK) $(if $(KERNEL),$(KERNEL),6.1 7.3:smoke 6.1:kselftest)
+	@status=0; \
+	$(KERNEL_CHECK) $(if $(KERNEL),$(KERNEL),6.1 7.3:smoke 6.1:kselftest) || status=1; \
+	$(if $(KERNEL),,$(CURDIR)/tools/fresh-clone-check || status=1;) \
+	exit $$status
 
 check-matrix: deps
 	@$(KERNEL_CHECK) 6.1 6.12 7.3
