@@ -107,6 +107,9 @@ extern const struct cbw_cmd cbw_metadata_cmds[];
 /* cmd_attach.c */
 extern const struct cbw_cmd cbw_attach_cmds[];
 
+/* output.c: the length of the valid UTF-8 sequence at @s, or 0 */
+size_t cbw_utf8_len(const unsigned char *s);
+
 /* output.c: messages */
 int cbw_error(const char *fmt, ...) __printf(1, 2);
 void cbw_warn(const char *fmt, ...) __printf(1, 2);

@@ -288,7 +288,7 @@ static void cbw_json_indent(unsigned int depth)
 }
 
 /* Length of the valid UTF-8 sequence at @s, or 0. */
-static size_t cbw_utf8_len(const unsigned char *s)
+size_t cbw_utf8_len(const unsigned char *s)
 {
 	size_t len, i;
 

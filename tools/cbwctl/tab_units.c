@@ -95,25 +95,6 @@ static bool cbw_unit_path(char *buf, const char *path, const char *suffix)
 	return cbw_unit_escape(buf, path) && cbw_unit_append(buf, suffix);
 }
 
-/* Length of the valid UTF-8 sequence at @s if longer than 1 byte, or 0. */
-static size_t cbw_utf8_multibyte(const unsigned char *s)
-{
-	size_t len, i;
-
-	if (*s >= 0xc2 && *s <= 0xdf)
-		len = 2;
-	else if (*s >= 0xe0 && *s <= 0xef)
-		len = 3;
-	else if (*s >= 0xf0 && *s <= 0xf4)
-		len = 4;
-	else
-		return 0;
-	for (i = 1; i < len; i++)
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-	return len;
-}
-
 /*
  * The name udev gives a /dev/disk/by-* link for a UUID or label (blkid's
  * blkid_encode_string()): bytes outside [A-Za-z0-9#+-.:=@_] and outside
@@ -126,8 +107,8 @@ static bool cbw_udev_encode(char *buf, size_t size, const char *s)
 	char piece[8];
 
 	while (*p) {
-		n = cbw_utf8_multibyte(p);
-		if (n) {
+		n = cbw_utf8_len(p);
+		if (n > 1) {
 			memcpy(piece, p, n);
 			piece[n] = '\0';
 		} else if (cbw_ascii_alnum(*p) || strchr("#+-.:=@_", *p)) {
