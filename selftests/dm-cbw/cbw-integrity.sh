@@ -69,9 +69,7 @@ cbw_info "origin $origin, COW $cow, $len sectors, chunk $chunk sectors ($total c
 # The device under cbw: the origin itself, or dm-delay over it.
 under=$origin
 if ((delay_ms)); then
-	cbw_require_kmod dm-delay
-	cbw_dm_create "$(cbw_name delay)" \
-		"0 $len delay $origin 0 $delay_ms $origin 0 0"
+	cbw_read_delay_create "$(cbw_name delay)" "$origin" "$delay_ms"
 	under=$(cbw_dm_path "$(cbw_name delay)")
 	cbw_info "origin reads delayed by ${delay_ms} ms through $under"
 fi

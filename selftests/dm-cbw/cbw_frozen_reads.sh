@@ -33,12 +33,11 @@ cbw_setup 64
 cbw_require_kmod dm-delay
 cbw_loop_create origin 32
 cbw_loop_create cow 32
-len=$(cbw_size "$origin")
-delay_name=$(cbw_name delay)
-cbw_dm_create "$delay_name" "0 $len delay $origin 0 $delay_ms $origin 0 0"
+cbw_read_delay_create "$(cbw_name delay)" "$origin" "$delay_ms"
+under=$(cbw_dm_path "$(cbw_name delay)")
 name=$(cbw_name cbw)
 acc_name=$(cbw_name acc)
-cbw_create "$name" "$(cbw_dm_path "$delay_name")" "$chunk"
+cbw_create "$name" "$under" "$chunk"
 guest=$(cbw_dm_path "$name")
 cbw_check "stamp the pre-image (generation 0)" "$CBW_STRESS" stamp "$guest" 0
 cbw_last_failed && cbw_bail "cannot write the pre-image"

@@ -47,11 +47,11 @@ len=$(cbw_size "$origin")
 total=$((len / chunk))
 in_snap=$(((total + every - 1) / every))
 
-delay_name=$(cbw_name delay)
-cbw_dm_create "$delay_name" "0 $len delay $origin 0 $delay_ms $origin 0 0"
+cbw_read_delay_create "$(cbw_name delay)" "$origin" "$delay_ms"
+under=$(cbw_dm_path "$(cbw_name delay)")
 name=$(cbw_name cbw)
 acc_name=$(cbw_name acc)
-cbw_create "$name" "$(cbw_dm_path "$delay_name")" "$chunk"
+cbw_create "$name" "$under" "$chunk"
 guest=$(cbw_dm_path "$name")
 
 cbw_check "stamp the pre-image (generation 0)" "$CBW_STRESS" stamp "$guest" 0

@@ -536,6 +536,17 @@ cbw_dm_remove()
 	return 1
 }
 
+# cbw_read_delay_create NAME DEV MS: a dm-delay device NAME over DEV that
+# holds every read for MS milliseconds and lets writes through at once.
+cbw_read_delay_create()
+{
+	local len
+
+	cbw_require_kmod dm-delay
+	len=$(cbw_size "$2")
+	cbw_dm_create "$1" "0 $len delay $2 0 $3 $2 0 0"
+}
+
 # cbw_dm_adopt NAME: another tool (cbwctl) created NAME; remove it at
 # cleanup (or earlier with cbw_dm_remove), like a device of cbw_dm_create.
 cbw_dm_adopt()
