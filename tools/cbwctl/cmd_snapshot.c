@@ -1061,8 +1061,9 @@ const struct cbw_cmd cbw_snapshot_cmds[] = {
 		"\"chunks_to_copy\", \"chunks_copied\", \"chunks_accessible\",\n"
 		"\"copies_in_flight\", \"copies_failed\", \"copies_timed_out\",\n"
 		"\"cow\", \"bitmap\", \"on_cbw_error\", \"cbw_timeout_ms\",\n"
-		"\"cow_made\" (null, {\"kind\": \"file\", \"path\", \"loop\"} or\n"
-		"{\"kind\": \"thin\", \"lv\", \"pool\"}), \"access_devices\"}.\n",
+		"\"access_devices\"}, and \"cow_made\" ({\"kind\": \"file\", \"path\",\n"
+		"\"loop\"} or {\"kind\": \"thin\", \"lv\", \"pool\"}) before\n"
+		"\"access_devices\" when cbwctl made the COW device.\n",
 		.run = cbw_snapshot_info,
 	},
 	{

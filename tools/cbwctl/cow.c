@@ -680,17 +680,17 @@ int cbw_cow_release(const struct cbw_dev *dev)
 /* Output                                                              */
 /* ------------------------------------------------------------------ */
 
-/* "snapshot info": the COW device cbwctl made, if any. */
+/*
+ * "snapshot info": the COW device cbwctl made, if any (nothing otherwise,
+ * so that the output of other snapshots stays as it was).
+ */
 void cbw_cow_show(const struct cbw_dev *dev)
 {
 	struct cbw_cow_record rec;
-	bool made = !cbw_cow_record_load(dev, &rec);
 
+	if (cbw_cow_record_load(dev, &rec))
+		return;
 	if (cbw_opts.json) {
-		if (!made) {
-			cbw_json_null("cow_made");
-			return;
-		}
 		cbw_json_object_begin("cow_made");
 		cbw_json_string("kind", rec.kind);
 		if (!strcmp(rec.kind, "file")) {
@@ -703,9 +703,7 @@ void cbw_cow_show(const struct cbw_dev *dev)
 		cbw_json_object_end();
 		return;
 	}
-	if (!made)
-		cbw_print_field("COW made by cbwctl", "-");
-	else if (!strcmp(rec.kind, "file"))
+	if (!strcmp(rec.kind, "file"))
 		cbw_print_field("COW made by cbwctl", "file %s on %s", rec.path,
 				rec.loop);
 	else
