@@ -13,6 +13,7 @@
  *   cmd_tab.c       "cbwctl tab ...": cbwtab devices and their systemd units
  *   cmd_attach.c    "cbwctl attach" and "cbwctl detach": live dm volumes
  *   cow.c           COW devices made for one snapshot: --cow-file, --cow-thin
+ *   cmd_lvextend.c  "cbwctl lvextend": extend an attached LV, keep bitmaps
  *   tab.c           the cbwtab file
  *   imgfile.c       the extents file format of backups, CRC-32
  *   ctl.c           ioctls of /dev/dm-cbw-control
@@ -292,6 +293,10 @@ void cbw_cow_made_end(const struct cbw_dev *dev, struct cbw_cow_made *m,
 int cbw_cow_release(const struct cbw_dev *dev);
 void cbw_cow_show(const struct cbw_dev *dev);
 void cbw_cow_explain_broken(const struct cbw_dev *dev);
+int cbw_lvm_run(char *out, size_t len, const char *const *args);
+
+/* cmd_lvextend.c */
+extern const struct cbw_cmd cbw_lvextend_cmd;
 
 /* extents.c: "bitmap dump" and "snapshot access-map" */
 struct cbw_range {

@@ -186,7 +186,7 @@ static void cbw_show_lvm_errors(int fd)
  * shown only if it fails.  Returns the exit status, or -1 if lvm could not
  * be run.
  */
-static int cbw_lvm(char *out, size_t len, const char *const *args)
+int cbw_lvm_run(char *out, size_t len, const char *const *args)
 {
 	int pfd[2], efd, status = -1;
 	char discard[256];
@@ -308,7 +308,7 @@ static void cbw_check_pool_when_full(const char *pool)
 			       "lv_when_full", pool, NULL };
 	char out[64];
 
-	if (cbw_lvm(out, sizeof(out), args))
+	if (cbw_lvm_run(out, sizeof(out), args))
 		return;
 	if (strcmp(cbw_trim(out), "error"))
 		cbw_warn("Thin pool %s queues writes when it is full: copies, and the guest writes that need them, then wait for no_space_timeout (make it fail at once with: lvchange --errorwhenfull y %s)",
@@ -319,7 +319,7 @@ static int cbw_lvremove(const char *lv)
 {
 	const char *const args[] = { "lvm", "lvremove", "-q", "-f", lv, NULL };
 
-	return cbw_lvm(NULL, 0, args);
+	return cbw_lvm_run(NULL, 0, args);
 }
 
 /* ------------------------------------------------------------------ */
@@ -336,7 +336,7 @@ static int cbw_cow_thin_create(const struct cbw_cow_record *rec,
 
 	snprintf(sz, sizeof(sz), "%llub", (unsigned long long)size);
 	snprintf(pool, sizeof(pool), "%s", strchr(rec->pool, '/') + 1);
-	if (cbw_lvm(NULL, 0, args))
+	if (cbw_lvm_run(NULL, 0, args))
 		return cbw_error("Cannot create the thin LV %s in pool %s (lvcreate failed: see its message above)",
 				 rec->lv, rec->pool);
 	return 0;
@@ -646,7 +646,7 @@ static int cbw_release_thin(const struct cbw_cow_record *rec)
 	if (!cbw_lvremove(rec->lv))
 		return 0;
 	/* Gone already (a run that died before lvcreate ended)? */
-	if (cbw_lvm(NULL, 0, args))
+	if (cbw_lvm_run(NULL, 0, args))
 		return 0;
 	return cbw_error("Cannot remove the thin LV %s (remove it with: lvremove %s)",
 			 rec->lv, rec->lv);
