@@ -13,7 +13,8 @@
 #     saying so, finish exits with 1, and the origin holds every write;
 #  3. backup cancel, snapshot stop, and a start that fails (its access
 #     device name is taken) remove what was made;
-# after each: no thin LV, COW file, loop device or record is left.  And
+# after each: no thin LV, COW file, loop device or record is left.  A
+# record left by a cbwctl that died is cleaned up by the next start.  And
 # --cow-file refuses an existing PATH (and leaves it) and a PATH on the
 # device itself; --cow, --cow-file and --cow-thin exclude each other.
 
@@ -255,6 +256,17 @@ for kind in thin file; do
 	changes_overflow "$kind"
 	other_ends "$kind"
 done
+
+# --- a record that a killed cbwctl left --------------------------------------
+
+stale=$small/stale.img
+echo old >"$stale"
+printf '%s\n' "device=$name" kind=file "path=$stale" >"$record"
+cbw_check "snapshot start after a run that died" \
+	"$CBWCTL" snapshot start "$name" --cow-file "$cow_file"
+cbw_check "... removed what that run had made" test ! -e "$stale"
+cbw_check "snapshot stop" "$CBWCTL" snapshot stop "$name"
+nothing_left file "stop after a stale record"
 
 # --- refusals ----------------------------------------------------------------
 
