@@ -970,6 +970,24 @@ static struct cbw_multi_opts *cbw_backup_multi_opts(struct cbw_multi_opts *m,
 	return m;
 }
 
+/*
+ * The bitmaps that the snapshots froze, thawed with their bits merged:
+ * a bitmap frozen before was refused as busy.
+ */
+static void cbw_backup_multi_thaw(const struct cbw_multi *m,
+				  const struct cbw_backup_opts *opts)
+{
+	struct dm_cbw_bitmap_info info;
+	unsigned int i;
+
+	for (i = 0; i < m->nr; i++)
+		if (opts[i].bitmap &&
+		    !cbw_ctl_query(&m->devs[i].dev, opts[i].bitmap, &info) &&
+		    (info.status & DM_CBW_BITMAP_FROZEN))
+			cbw_ctl_thaw(&m->devs[i].dev, opts[i].bitmap,
+				     DM_CBW_BITMAP_THAW_MERGE);
+}
+
 /* Undoes the begin of every device of @m; @nr_saved have a job file. */
 static void cbw_backup_multi_undo(struct cbw_multi *m,
 				  struct cbw_backup_opts *opts,
@@ -977,14 +995,10 @@ static void cbw_backup_multi_undo(struct cbw_multi *m,
 {
 	unsigned int i;
 
-	for (i = 0; i < m->nr; i++) {
-		if (i < nr_saved)
-			cbw_job_remove(&m->devs[i].dev);
-		if (opts[i].bitmap)
-			cbw_ctl_thaw(&m->devs[i].dev, opts[i].bitmap,
-				     DM_CBW_BITMAP_THAW_MERGE);
-	}
+	for (i = 0; i < nr_saved; i++)
+		cbw_job_remove(&m->devs[i].dev);
 	cbw_multi_undo(m);
+	cbw_backup_multi_thaw(m, opts);
 }
 
 /* Every device's checks and snapshot options, the options of device k. */
@@ -1024,8 +1038,11 @@ static int cbw_backup_multi_begin(struct cbw_multi *m,
 	int r;
 
 	r = cbw_multi_begin(m);
-	if (r)
+	if (r) {
+		/* The snapshots may have started before the access devices. */
+		cbw_backup_multi_thaw(m, opts);
 		return r;
+	}
 	for (i = 0; i < m->nr; i++) {
 		r = cbw_begin_record(&opts[i], &m->devs[i].dev, &jobs[i]);
 		if (r) {
