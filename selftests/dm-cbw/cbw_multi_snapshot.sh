@@ -22,7 +22,9 @@
 #     small), the first one has its previous table again: no inactive
 #     table, not suspended, no snapshot, no access device, and the writer
 #     goes on; when the second device already has a snapshot, nothing is
-#     done and its snapshot stays;
+#     done and its snapshot stays; when the second device cannot be
+#     suspended (its ext4 frozen by fsfreeze, on 6.1), the first one is
+#     resumed with its previous table;
 #  4. stacked devices, one cbw device over the other with ext4 mounted on
 #     the upper one and dirty data in the page cache, given lower first:
 #     the upper one is suspended first (reported as such), the start ends
@@ -38,7 +40,7 @@
 o1='' o2='' o3='' c1='' c2='' c3='' c4='' small='' writer=''
 cbw_setup 300
 cbw_require_cbwctl
-cbw_require_cmds jq python3 mkfs.ext4 fsck.ext4
+cbw_require_cmds jq python3 mkfs.ext4 fsck.ext4 fsfreeze
 cbw_require_kmod ext4
 
 cbw_loop_create o1 16
@@ -231,6 +233,32 @@ cbw_check "the upper snapshot's ext4 is clean (frozen by the suspend)" \
 cbw_expect_eq "snapshot stop of both" "$low $up" \
 	"$("$CBWCTL" --json snapshot stop "$low" "$up" | jq -r '[.[].device] | join(" ")')"
 cbw_check "no access device is left" test ! -e "/dev/mapper/$a3" -a ! -e "/dev/mapper/$a4"
+
+# A suspend that fails: dm cannot freeze a file system that fsfreeze froze
+# (6.1; later kernels nest the two freezes, and the suspend succeeds).
+before1=$(state "$d1")
+beforeu=$(state "$up")
+thaw()
+{
+	fsfreeze -u "$mnt" 2>/dev/null || true
+}
+cbw_defer thaw
+fsfreeze -f "$mnt"
+run snapshot start "$d1" "$up" --cow "$c1" --cow "$c4" --access "$a1" --access "$a4"
+thaw
+if ((rc == 0)); then
+	"$CBWCTL" snapshot stop "$d1" "$up" >/dev/null
+	cbw_skip "the second device's suspend fails: device 1 is resumed with its previous table" \
+		"this kernel suspends a device whose file system fsfreeze froze"
+else
+	cbw_check "the second device's suspend fails, the message names it" \
+		grep -q "Cannot suspend '$up'" "$errf"
+	cbw_expect_eq "... device 1 (suspended first) is resumed with its previous table" \
+		"$before1" "$(state "$d1")"
+	cbw_expect_eq "... the second device is as it was" "$beforeu" "$(state "$up")"
+	cbw_check "... no access device is left" test ! -e "/dev/mapper/$a1" -a ! -e "/dev/mapper/$a4"
+	cbw_check "... the writer on device 1 goes on" kill -0 "$writer"
+fi
 cbw_umount "$mnt"
 
 # ---------------------------------------------------------------------------

@@ -1022,8 +1022,11 @@ static int cbw_backup_multi_setup(const struct cbw_cmd *cmd,
 					&m->devs[i].dev, &info);
 		if (!r)
 			r = cbw_begin_setup(&opts[i], &m->devs[i].dev);
-		if (r)
+		if (r) {
+			cbw_warn("No backup was begun: '%s' failed its checks, no device was changed",
+				 specs[i]);
 			return r;
+		}
 		m->devs[i].o = &opts[i].start;
 	}
 	return 0;

@@ -173,8 +173,11 @@ static int cbw_multi_preflight(struct cbw_multi *m)
 	for (i = 0; i < m->nr; i++) {
 		r = cbw_snapshot_prepare(&m->devs[i].dev, m->devs[i].o, false,
 					 &m->devs[i].plan);
-		if (r)
+		if (r) {
+			cbw_warn("No snapshot was started: '%s' failed its checks, no device was changed",
+				 m->devs[i].dev.spec);
 			return r;
+		}
 	}
 	for (i = 0; i < m->nr; i++)
 		for (j = 0; j < m->nr; j++) {
@@ -351,6 +354,7 @@ static int cbw_multi_add_access(struct cbw_multi *m)
 static bool cbw_multi_rollback(struct cbw_multi *m)
 {
 	struct cbw_multi_dev *d;
+	struct cbw_dev now;
 	bool clean = true;
 	unsigned int i;
 
@@ -369,7 +373,10 @@ static bool cbw_multi_rollback(struct cbw_multi *m)
 		d = &m->devs[m->order[i]];
 		if (!d->suspended)
 			continue;
-		if (cbw_dm_resume(d->dev.name)) {
+		/* A new table that went live but cannot resume: the old one. */
+		if (cbw_dm_resume(d->dev.name))
+			cbw_snapshot_undo(&d->dev);
+		if (cbw_dm_lookup(d->dev.name, &now) || now.suspended) {
 			cbw_warn("'%s' is still suspended: resume it with: dmsetup resume %s",
 				 d->dev.spec, d->dev.name);
 			clean = false;
@@ -423,9 +430,12 @@ static int cbw_multi_failed(struct cbw_multi *m, int r)
  */
 int cbw_multi_begin(struct cbw_multi *m)
 {
+	unsigned int i;
 	sigset_t old;
 	int r;
 
+	for (i = 0; i < m->nr; i++)
+		m->order[i] = i;
 	r = cbw_multi_preflight(m);
 	if (r)
 		return r;
