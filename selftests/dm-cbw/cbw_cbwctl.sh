@@ -177,8 +177,8 @@ run bitmap --help
 cbw_expect_eq "cbwctl bitmap --help" "0 Usage: cbwctl bitmap SUBCOMMAND ARGS... [OPTIONS]" \
 	"$rc ${out%%$'\n'*}"
 run help snapshot start
-cbw_expect_eq "cbwctl help snapshot start" "0 Usage: cbwctl snapshot start DEV --cow COWDEV" \
-	"$rc ${out:0:45}"
+cbw_expect_eq "cbwctl help snapshot start" "0 Usage: cbwctl snapshot start DEV... --cow COWDEV" \
+	"$rc ${out:0:48}"
 run --version
 cbw_expect_eq "cbwctl --version" 0 "$rc"
 if [[ $out =~ ^cbwctl\ [0-9]+\.[0-9]+\.[0-9]+$ ]]; then

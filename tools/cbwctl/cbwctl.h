@@ -14,6 +14,7 @@
  *   cmd_attach.c    "cbwctl attach" and "cbwctl detach": live dm volumes
  *   cow.c           COW devices made for one snapshot: --cow-file, --cow-thin
  *   cmd_lvextend.c  "cbwctl lvextend": extend an attached LV, keep bitmaps
+ *   multi.c         one snapshot point across several devices
  *   tab.c           the cbwtab file
  *   imgfile.c       the extents file format of backups, CRC-32
  *   ctl.c           ioctls of /dev/dm-cbw-control
@@ -215,6 +216,8 @@ int cbw_dm_uuid(const char *name, char uuid[CBW_DM_UUID_LEN]);
 int cbw_dm_lookup_uuid(const char *uuid, struct cbw_dev *dev);
 int cbw_dm_remove(const char *name);
 int cbw_dm_for_each(int (*fn)(const char *name, void *ctx), void *ctx);
+int cbw_dm_deps(uint32_t major, uint32_t minor, bool inactive, uint64_t *devs,
+		unsigned int max, unsigned int *nr);
 const char *cbw_dm_last_error(void);
 int cbw_devno_of_path(const char *path, uint32_t *major, uint32_t *minor);
 
@@ -297,6 +300,80 @@ int cbw_lvm_run(char *out, size_t len, const char *const *args);
 
 /* cmd_lvextend.c */
 extern const struct cbw_cmd cbw_lvextend_cmd;
+/* cmd_snapshot.c: the steps of a start, for multi.c */
+#define CBW_DEVNO_LEN		32	/* "MAJOR:MINOR" */
+
+/* The devices a snapshot start names, as MAJOR:MINOR. */
+struct cbw_snapshot_plan {
+	char origin[CBW_DM_NAME_LEN];
+	char cow[CBW_DEVNO_LEN];
+};
+
+int cbw_resolve_cow(const char *spec, char devno[CBW_DEVNO_LEN]);
+int cbw_snapshot_prepare(const struct cbw_dev *dev,
+			 const struct cbw_start_opts *o, bool load,
+			 struct cbw_snapshot_plan *plan);
+int cbw_snapshot_add_access(const struct cbw_dev *dev,
+			    const struct cbw_start_opts *o);
+void cbw_snapshot_undo(const struct cbw_dev *dev);
+int cbw_show_snapshot(const struct cbw_dev *dev, const char *headline);
+int cbw_snapshot_stop_dev(const char *spec, bool keep_access);
+
+/* multi.c: one snapshot point across several devices */
+#define CBW_MULTI_MAX		16	/* devices in one command */
+#define CBW_MULTI_MAX_OPTS	128	/* per-device options in one command */
+
+/* An option given once per device, in the order of the devices. */
+struct cbw_multi_rule {
+	int opt;
+	const char *name;	/* "--cow" */
+	bool shared;		/* given once, it applies to every device */
+};
+
+/*
+ * The options of a command that takes several devices: those of @rules
+ * are recorded, the others go to @handle at once.
+ */
+struct cbw_multi_opts {
+	const struct cbw_multi_rule *rules;	/* ended by opt 0 */
+	cbw_opt_handler handle;
+	void *ctx;
+	unsigned int nr;
+	int opt[CBW_MULTI_MAX_OPTS];
+	const char *arg[CBW_MULTI_MAX_OPTS];
+};
+
+extern const struct cbw_multi_rule cbw_multi_start_rules[];
+extern const struct cbw_multi_rule cbw_multi_backup_rules[];
+int cbw_multi_check_cow(const struct cbw_cmd *cmd,
+			const struct cbw_start_opts *o);
+int cbw_multi_option(const struct cbw_cmd *cmd, int opt, const char *arg,
+		     void *ctx);
+int cbw_multi_apply(const struct cbw_cmd *cmd, const struct cbw_multi_opts *m,
+		    unsigned int nr_devs, unsigned int k, void *ctx);
+
+/* A device of a snapshot started on several devices at once. */
+struct cbw_multi_dev {
+	struct cbw_dev dev;
+	const struct cbw_start_opts *o;
+	struct cbw_snapshot_plan plan;
+	bool loaded;		/* its new table is loaded */
+	bool suspended;
+	bool resumed;		/* with the new table: its snapshot runs */
+	bool access;		/* its access device was made */
+};
+
+struct cbw_multi {
+	unsigned int nr;
+	struct cbw_multi_dev devs[CBW_MULTI_MAX];
+	unsigned int order[CBW_MULTI_MAX];	/* of suspends: upper first */
+};
+
+int cbw_multi_begin(struct cbw_multi *m);
+void cbw_multi_undo(struct cbw_multi *m);
+int cbw_multi_snapshot_start(const struct cbw_cmd *cmd,
+			     struct cbw_multi_opts *mo, int nr, char **specs);
+int cbw_multi_snapshot_stop(int nr, char **specs, bool keep_access);
 
 /* extents.c: "bitmap dump" and "snapshot access-map" */
 struct cbw_range {

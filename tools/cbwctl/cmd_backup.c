@@ -485,9 +485,8 @@ static void cbw_begin_rollback(const struct cbw_dev *dev,
 		cbw_warn("The snapshot of '%s' was stopped again", dev->spec);
 }
 
-/* Snapshot, frozen bitmap, access device and job file. */
-static int cbw_begin(struct cbw_backup_opts *o, const struct cbw_dev *dev,
-		     struct cbw_job *job)
+/* The checks of begin, and the options of its snapshot. */
+static int cbw_begin_setup(struct cbw_backup_opts *o, const struct cbw_dev *dev)
 {
 	struct cbw_target t;
 	int r;
@@ -512,13 +511,39 @@ static int cbw_begin(struct cbw_backup_opts *o, const struct cbw_dev *dev,
 	/* A COW that fills up breaks the backup, not the guest's writes. */
 	if (cbw_cow_wanted(&o->start) && !o->start.snap.on_cbw_error)
 		o->start.snap.on_cbw_error = "break_snapshot";
-	r = cbw_snapshot_begin(dev, &o->start);
+	return 0;
+}
+
+/* Once the snapshot runs: the job file. */
+static int cbw_begin_record(const struct cbw_backup_opts *o,
+			    const struct cbw_dev *dev, struct cbw_job *job)
+{
+	struct cbw_target t;
+	int r;
+
+	r = cbw_cbw_table(dev, &t);
 	if (r)
 		return r;
+	cbw_target_free(&t);
 	cbw_job_fill(job, o, dev, t.length * 512);
 	r = cbw_job_bitmap_total(dev, job);
 	if (!r)
 		r = cbw_job_save(dev, job);
+	return r;
+}
+
+/* Snapshot, frozen bitmap, access device and job file. */
+static int cbw_begin(struct cbw_backup_opts *o, const struct cbw_dev *dev,
+		     struct cbw_job *job)
+{
+	int r;
+
+	r = cbw_begin_setup(o, dev);
+	if (!r)
+		r = cbw_snapshot_begin(dev, &o->start);
+	if (r)
+		return r;
+	r = cbw_begin_record(o, dev, job);
 	if (r) {
 		cbw_begin_rollback(dev, o);
 		return r;
@@ -527,9 +552,16 @@ static int cbw_begin(struct cbw_backup_opts *o, const struct cbw_dev *dev,
 	return 0;
 }
 
+static struct cbw_multi_opts *cbw_backup_multi_opts(struct cbw_multi_opts *m,
+						    struct cbw_backup_opts *o);
+static int cbw_backup_multi(const struct cbw_cmd *cmd,
+			    struct cbw_multi_opts *mo, int nr, char **specs,
+			    bool whole);
+
 static int cbw_backup_begin(const struct cbw_cmd *cmd, int argc, char **argv)
 {
 	struct dm_cbw_bitmap_info info;
+	struct cbw_multi_opts m;
 	struct cbw_backup_opts o;
 	struct cbw_job job;
 	struct cbw_dev dev;
@@ -537,7 +569,11 @@ static int cbw_backup_begin(const struct cbw_cmd *cmd, int argc, char **argv)
 
 	cbw_backup_opts_init(&o);
 	r = cbw_parse_cmd(cmd, argc, argv, cbw_begin_longopts,
-			  cbw_backup_option, &o, &i);
+			  cbw_multi_option, cbw_backup_multi_opts(&m, &o), &i);
+	if (!r && argc - i > 1)
+		return cbw_backup_multi(cmd, &m, argc - i, argv + i, false);
+	if (!r)
+		r = cbw_multi_apply(cmd, &m, 1, 0, &o);
 	if (!r)
 		r = cbw_backup_validate(cmd, &o, argv[i], &dev, &info);
 	if (r)
@@ -928,12 +964,156 @@ static int cbw_backup_status(const struct cbw_cmd *cmd, int argc, char **argv)
 }
 
 /* ------------------------------------------------------------------ */
+/* Several devices: one snapshot point (QEMU's transaction)            */
+/* ------------------------------------------------------------------ */
+
+static struct cbw_multi_opts *cbw_backup_multi_opts(struct cbw_multi_opts *m,
+						    struct cbw_backup_opts *o)
+{
+	memset(m, 0, sizeof(*m));
+	m->rules = cbw_multi_backup_rules;
+	m->handle = cbw_backup_option;
+	m->ctx = o;
+	return m;
+}
+
+/*
+ * The bitmaps that the snapshots froze, thawed with their bits merged:
+ * a bitmap frozen before was refused as busy.
+ */
+static void cbw_backup_multi_thaw(const struct cbw_multi *m,
+				  const struct cbw_backup_opts *opts)
+{
+	struct dm_cbw_bitmap_info info;
+	unsigned int i;
+
+	for (i = 0; i < m->nr; i++)
+		if (opts[i].bitmap &&
+		    !cbw_ctl_query(&m->devs[i].dev, opts[i].bitmap, &info) &&
+		    (info.status & DM_CBW_BITMAP_FROZEN))
+			cbw_ctl_thaw(&m->devs[i].dev, opts[i].bitmap,
+				     DM_CBW_BITMAP_THAW_MERGE);
+}
+
+/* Undoes the begin of every device of @m; @nr_saved have a job file. */
+static void cbw_backup_multi_undo(struct cbw_multi *m,
+				  struct cbw_backup_opts *opts,
+				  unsigned int nr_saved)
+{
+	unsigned int i;
+
+	for (i = 0; i < nr_saved; i++)
+		cbw_job_remove(&m->devs[i].dev);
+	cbw_multi_undo(m);
+	cbw_backup_multi_thaw(m, opts);
+}
+
+/* Every device's checks and snapshot options, the options of device k. */
+static int cbw_backup_multi_setup(const struct cbw_cmd *cmd,
+				  struct cbw_multi_opts *mo, char **specs,
+				  struct cbw_multi *m,
+				  struct cbw_backup_opts *opts)
+{
+	struct dm_cbw_bitmap_info info;
+	unsigned int i;
+	int r;
+
+	for (i = 0; i < m->nr; i++) {
+		opts[i] = *(struct cbw_backup_opts *)mo->ctx;
+		r = cbw_multi_apply(cmd, mo, m->nr, i, &opts[i]);
+		if (!r)
+			r = cbw_multi_check_cow(cmd, &opts[i].start);
+		if (r)
+			return r;
+	}
+	for (i = 0; i < m->nr; i++) {
+		r = cbw_backup_validate(cmd, &opts[i], specs[i],
+					&m->devs[i].dev, &info);
+		if (!r)
+			r = cbw_begin_setup(&opts[i], &m->devs[i].dev);
+		if (r) {
+			cbw_warn("No backup was begun: '%s' failed its checks, no device was changed",
+				 specs[i]);
+			return r;
+		}
+		m->devs[i].o = &opts[i].start;
+	}
+	return 0;
+}
+
+/* begin on every device at one snapshot point, then the job files. */
+static int cbw_backup_multi_begin(struct cbw_multi *m,
+				  struct cbw_backup_opts *opts,
+				  struct cbw_job *jobs)
+{
+	unsigned int i;
+	int r;
+
+	r = cbw_multi_begin(m);
+	if (r) {
+		/* The snapshots may have started before the access devices. */
+		cbw_backup_multi_thaw(m, opts);
+		return r;
+	}
+	for (i = 0; i < m->nr; i++) {
+		r = cbw_begin_record(&opts[i], &m->devs[i].dev, &jobs[i]);
+		if (r) {
+			cbw_backup_multi_undo(m, opts, i);
+			return r;
+		}
+	}
+	for (i = 0; i < m->nr; i++)
+		cbw_begin_report(&jobs[i]);
+	return 0;
+}
+
+/*
+ * "backup begin DEV1 DEV2 ..." and, with @whole, "backup DEV1 DEV2 ...":
+ * one snapshot point; then each device is copied and finished in turn.
+ */
+static int cbw_backup_multi(const struct cbw_cmd *cmd,
+			    struct cbw_multi_opts *mo, int nr, char **specs,
+			    bool whole)
+{
+	static struct cbw_backup_opts opts[CBW_MULTI_MAX];
+	static struct cbw_job jobs[CBW_MULTI_MAX];
+	static struct cbw_multi m;
+	char title[CBW_TITLE_LEN];
+	int i, r, status = CBW_EXIT_OK;
+
+	m.nr = nr;
+	r = cbw_backup_multi_setup(cmd, mo, specs, &m, opts);
+	for (i = 0; !r && whole && i < nr; i++) {
+		if (cbw_is(opts[i].sync, "none"))
+			return cbw_backup_invalid(cmd, "sync mode 'none' cannot be one command: an external reader must read the access device between 'cbwctl backup begin' and 'cbwctl backup finish'");
+		if (!opts[i].run.target)
+			return cbw_usage_error(cmd, "%s: --target PATH is required, once per device",
+					       cbw_cmd_title(cmd, title));
+	}
+	if (r)
+		return r;
+	cbw_json_set_compact(true);
+	r = cbw_backup_multi_begin(&m, opts, jobs);
+	for (i = 0; !r && whole && i < nr; i++) {
+		r = cbw_run(&m.devs[i].dev, &jobs[i], &opts[i].run);
+		if (r && status == CBW_EXIT_OK)
+			status = r;
+		r = cbw_end(&m.devs[i].dev, &jobs[i], false);
+		if (r && status == CBW_EXIT_OK)
+			status = r;
+		r = 0;
+	}
+	return r ? r : status;
+}
+
+/* ------------------------------------------------------------------ */
 /* backup: begin, run and finish in one command                        */
 /* ------------------------------------------------------------------ */
 
 static int cbw_backup_all(const struct cbw_cmd *cmd, int argc, char **argv)
 {
 	struct dm_cbw_bitmap_info info;
+	struct cbw_multi_opts m;
 	struct cbw_backup_opts o;
 	char title[CBW_TITLE_LEN];
 	struct cbw_job job;
@@ -942,7 +1122,11 @@ static int cbw_backup_all(const struct cbw_cmd *cmd, int argc, char **argv)
 
 	cbw_backup_opts_init(&o);
 	r = cbw_parse_cmd(cmd, argc, argv, cbw_backup_longopts,
-			  cbw_backup_option, &o, &i);
+			  cbw_multi_option, cbw_backup_multi_opts(&m, &o), &i);
+	if (!r && argc - i > 1)
+		return cbw_backup_multi(cmd, &m, argc - i, argv + i, true);
+	if (!r)
+		r = cbw_multi_apply(cmd, &m, 1, 0, &o);
 	if (!r)
 		r = cbw_backup_validate(cmd, &o, argv[i], &dev, &info);
 	if (r)
@@ -1012,6 +1196,14 @@ static int cbw_backup_all(const struct cbw_cmd *cmd, int argc, char **argv)
 	"                      is on stable storage: frees COW space, and guest\n" \
 	"                      writes there are not copied any more\n"
 
+#define CBW_MULTI_HELP \
+	"Several devices (at most 16) get one snapshot point, as 'snapshot\n" \
+	"start' gives it: give --cow, --target, and --access and --base if any,\n" \
+	"once per device, in the order of the devices; --bitmap once for all\n" \
+	"(the same name on each device) or once per device; the other options\n" \
+	"apply to all.  Each device has its own job, which 'backup run',\n" \
+	"'finish', 'cancel' and 'status' take one device at a time.\n"
+
 #define CBW_VALIDATION_HELP \
 	"Modes are checked as QEMU's backup job checks them, with its messages\n" \
 	"(exit status 2): a bitmap is needed by sync bitmap and incremental;\n" \
@@ -1023,7 +1215,7 @@ static int cbw_backup_all(const struct cbw_cmd *cmd, int argc, char **argv)
 
 const struct cbw_cmd cbw_backup_cmd = {
 	.name = "backup",
-	.params = { "DEV" }, .min_args = 1, .max_args = 1,
+	.params = { "DEV..." }, .min_args = 1, .max_args = CBW_MULTI_MAX,
 	.synopsis = "--sync MODE [--bitmap NAME --bitmap-mode MODE] [--base FILE [--force]] --cow COWDEV|--cow-file PATH|--cow-thin VG/POOL --target PATH [--format raw|cbw] [--max-chunk SIZE] [--discard-source] [--chunk SIZE] [--access NAME] [--on-cbw-error POLICY] [--cbw-timeout MS]",
 	.summary = "Back up a cbw device: begin, run and finish in one command.",
 	.help =
@@ -1037,6 +1229,9 @@ const struct cbw_cmd cbw_backup_cmd = {
 	CBW_BEGIN_HELP
 	CBW_RUN_HELP "\n"
 	CBW_VALIDATION_HELP "\n"
+	CBW_MULTI_HELP
+	"With several devices, they are copied and finished one after the\n"
+	"other; the exit status is 1 if any of them failed.\n\n"
 	"The steps, for scripts:\n"
 	"  cbwctl backup begin DEV --sync MODE ... --cow COWDEV\n"
 	"  cbwctl backup run DEV --target PATH ...\n"
@@ -1055,7 +1250,7 @@ const struct cbw_cmd cbw_backup_cmd = {
 const struct cbw_cmd cbw_backup_cmds[] = {
 	{
 		.group = "backup", .name = "begin",
-		.params = { "DEV" }, .min_args = 1, .max_args = 1,
+		.params = { "DEV..." }, .min_args = 1, .max_args = CBW_MULTI_MAX,
 		.synopsis = "--sync MODE [--bitmap NAME --bitmap-mode MODE] [--base FILE [--force]] --cow COWDEV|--cow-file PATH|--cow-thin VG/POOL [--chunk SIZE] [--access NAME] [--on-cbw-error POLICY] [--cbw-timeout MS]",
 		.summary = "Begin a backup job: snapshot, frozen bitmap, access device.",
 		.help =
@@ -1068,6 +1263,7 @@ const struct cbw_cmd cbw_backup_cmds[] = {
 		"Options:\n"
 		CBW_BEGIN_HELP "\n"
 		CBW_VALIDATION_HELP "\n"
+		CBW_MULTI_HELP "\n"
 		"With --json: {\"event\": \"begun\", \"device\", \"sync\", \"bitmap\",\n"
 		"\"bitmap_mode\", \"access\", \"total\"} on one line.\n",
 		.run = cbw_backup_begin,

@@ -21,7 +21,6 @@
 
 #define CBW_MIN_CHUNK		(DM_CBW_MIN_CHUNK_SECTORS * 512ULL)
 #define CBW_MAX_CHUNK		(1ULL << 30)
-#define CBW_DEVNO_LEN		32
 #define CBW_MAX_ACCESS		16
 
 /* The arguments of a cbw table line. */
@@ -374,7 +373,7 @@ static void cbw_snapshot_text(const struct cbw_dev *dev,
  * Everything "snapshot info" shows, read fresh; @headline (text only)
  * comes first.
  */
-static int cbw_show_snapshot(const struct cbw_dev *dev, const char *headline)
+int cbw_show_snapshot(const struct cbw_dev *dev, const char *headline)
 {
 	struct dm_cbw_snapshot_info s;
 	struct cbw_access_list l;
@@ -499,7 +498,7 @@ int cbw_check_start_opts(const struct cbw_cmd *cmd,
 }
 
 /* The COW device as MAJOR:MINOR: a path, a dm name, a /dev name or M:m. */
-static int cbw_resolve_cow(const char *spec, char devno[CBW_DEVNO_LEN])
+int cbw_resolve_cow(const char *spec, char devno[CBW_DEVNO_LEN])
 {
 	uint32_t major, minor;
 	struct cbw_dev d;
@@ -632,6 +631,66 @@ static int cbw_start_made_cow(const struct cbw_dev *dev,
 }
 
 /*
+ * The first steps of a start, for several devices at once (multi.c):
+ * the checks and, with @load, the new table loaded but not swapped in.
+ * *@plan says which devices it names.  0 or an exit status.
+ */
+int cbw_snapshot_prepare(const struct cbw_dev *dev,
+			 const struct cbw_start_opts *o, bool load,
+			 struct cbw_snapshot_plan *plan)
+{
+	struct cbw_table_args a;
+	struct cbw_target t;
+	int r;
+
+	r = cbw_cbw_table(dev, &t);
+	if (r)
+		return r;
+	r = cbw_parse_table_args(dev, t.params, &a);
+	if (!r)
+		r = cbw_resolve_cow(o->cow, plan->cow);
+	if (!r)
+		r = cbw_start_preflight(dev, &a, o, plan->cow);
+	if (!r && load)
+		r = cbw_load_table(dev, &t, &a, plan->cow, o->chunk / 512,
+				   &o->snap);
+	snprintf(plan->origin, sizeof(plan->origin), "%s", a.origin);
+	cbw_target_free(&t);
+	return r;
+}
+
+/* The last step of a start: the access device, if o->access. */
+int cbw_snapshot_add_access(const struct cbw_dev *dev,
+			    const struct cbw_start_opts *o)
+{
+	struct cbw_target t;
+	int r;
+
+	if (!o->access)
+		return 0;
+	r = cbw_cbw_table(dev, &t);
+	if (r)
+		return r;
+	r = cbw_create_access(dev, &t, o->access, o->access_rw);
+	cbw_target_free(&t);
+	return r;
+}
+
+/* Ends the snapshot that a failed start of several devices began. */
+void cbw_snapshot_undo(const struct cbw_dev *dev)
+{
+	struct cbw_table_args a;
+	struct cbw_target t;
+
+	if (cbw_cbw_table(dev, &t))
+		return;
+	if (!cbw_parse_table_args(dev, t.params, &a) &&
+	    strcmp(a.cow, DM_CBW_NO_COW))
+		cbw_start_rollback(dev, &t, &a);
+	cbw_target_free(&t);
+}
+
+/*
  * Starts the snapshot of @dev as "snapshot start" does (with the access
  * device, if o->access): 0 or an exit status, the message printed.
  */
@@ -669,11 +728,19 @@ static int cbw_snapshot_start(const struct cbw_cmd *cmd, int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct cbw_start_opts o = { .chunk = CBW_DEFAULT_CHUNK };
+	struct cbw_multi_opts m = {
+		.rules = cbw_multi_start_rules,
+		.handle = cbw_start_option, .ctx = &o,
+	};
 	char headline[256];
 	struct cbw_dev dev;
 	int i, r;
 
-	r = cbw_parse_cmd(cmd, argc, argv, longopts, cbw_start_option, &o, &i);
+	r = cbw_parse_cmd(cmd, argc, argv, longopts, cbw_multi_option, &m, &i);
+	if (!r && argc - i > 1)
+		return cbw_multi_snapshot_start(cmd, &m, argc - i, argv + i);
+	if (!r)
+		r = cbw_multi_apply(cmd, &m, 1, 0, &o);
 	if (!r)
 		r = cbw_check_start_opts(cmd, &o);
 	if (!r)
@@ -806,21 +873,14 @@ int cbw_snapshot_end(const struct cbw_dev *dev, struct dm_cbw_snapshot_info *s)
 	return r;
 }
 
-static int cbw_snapshot_stop(const struct cbw_cmd *cmd, int argc, char **argv)
+/* "snapshot stop" of the device @spec: 0 or an exit status. */
+int cbw_snapshot_stop_dev(const char *spec, bool keep_access)
 {
-	static const struct option longopts[] = {
-		{ "keep-access", no_argument, NULL, CBW_OPT_KEEP_ACCESS },
-		{ NULL, 0, NULL, 0 },
-	};
-	bool keep_access = false;
 	struct cbw_target t;
 	struct cbw_dev dev;
-	int i, r;
+	int r;
 
-	r = cbw_parse_cmd(cmd, argc, argv, longopts, cbw_stop_option,
-			  &keep_access, &i);
-	if (!r)
-		r = cbw_open_device(argv[i], &dev);
+	r = cbw_open_device(spec, &dev);
 	if (!r)
 		r = cbw_cbw_table(&dev, &t);
 	if (r)
@@ -828,6 +888,24 @@ static int cbw_snapshot_stop(const struct cbw_cmd *cmd, int argc, char **argv)
 	r = cbw_stop(&dev, &t, keep_access);
 	cbw_target_free(&t);
 	return r;
+}
+
+static int cbw_snapshot_stop(const struct cbw_cmd *cmd, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "keep-access", no_argument, NULL, CBW_OPT_KEEP_ACCESS },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool keep_access = false;
+	int i, r;
+
+	r = cbw_parse_cmd(cmd, argc, argv, longopts, cbw_stop_option,
+			  &keep_access, &i);
+	if (r)
+		return r;
+	if (argc - i > 1)
+		return cbw_multi_snapshot_stop(argc - i, argv + i, keep_access);
+	return cbw_snapshot_stop_dev(argv[i], keep_access);
 }
 
 /* ------------------------------------------------------------------ */
@@ -992,7 +1070,7 @@ static int cbw_version(const struct cbw_cmd *cmd, int argc, char **argv)
 const struct cbw_cmd cbw_snapshot_cmds[] = {
 	{
 		.group = "snapshot", .name = "start",
-		.params = { "DEV" }, .min_args = 1, .max_args = 1,
+		.params = { "DEV..." }, .min_args = 1, .max_args = CBW_MULTI_MAX,
 		.synopsis = "--cow COWDEV|--cow-file PATH|--cow-thin VG/POOL [--chunk SIZE] [--bitmap NAME] [--on-cbw-error POLICY] [--cbw-timeout MS] [--access NAME [--access-rw]]",
 		.summary = "Start a copy-before-write snapshot of a cbw device.",
 		.help =
@@ -1029,19 +1107,27 @@ const struct cbw_cmd cbw_snapshot_cmds[] = {
 		"                      read-only unless --access-rw\n"
 		"  --access-rw         make the access device writable, so that a\n"
 		"                      reader can discard what it no longer needs\n\n"
-		"Prints the state as 'snapshot info' does.\n",
+		"Several devices (at most 16) get one point in time: every table is\n"
+		"loaded, then all devices are suspended (those stacked on another one\n"
+		"first), then all resumed (in the reverse order).  Give --cow, and\n"
+		"--access if any, once per device, in the order of the devices;\n"
+		"--bitmap once for all or once per device; the other options apply to\n"
+		"all.  If a step fails, every device gets its previous table again.\n\n"
+		"Prints the state as 'snapshot info' does (for each device).\n",
 		.run = cbw_snapshot_start,
 	},
 	{
 		.group = "snapshot", .name = "stop",
-		.params = { "DEV" }, .min_args = 1, .max_args = 1,
+		.params = { "DEV..." }, .min_args = 1, .max_args = CBW_MULTI_MAX,
 		.synopsis = "[--keep-access]",
 		.summary = "Stop the snapshot of a cbw device and remove its access devices.",
 		.help =
 		"Removes every cbw-access device of DEV, then loads a cbw table\n"
 		"without a COW device and swaps it in (without freezing).  The\n"
 		"dirty bitmaps stay.  A COW file and its loop device, or a thin\n"
-		"LV, that --cow-file or --cow-thin made is removed.\n\n"
+		"LV, that --cow-file or --cow-thin made is removed.  With several\n"
+		"devices, each in turn, going on after one that fails (exit status\n"
+		"1 then).\n\n"
 		"Options:\n"
 		"  --keep-access       leave the access devices (their reads fail\n"
 		"                      from now on)\n",

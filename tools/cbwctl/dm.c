@@ -543,3 +543,33 @@ out:
 	dm_task_destroy(dmt);
 	return r;
 }
+
+/*
+ * The devices that the live table of dm device @major:@minor uses (with
+ * @inactive, its inactive table): at most @max in @devs, as dev_t, their
+ * number in *@nr.  0 or a negative errno.
+ */
+int cbw_dm_deps(uint32_t major, uint32_t minor, bool inactive, uint64_t *devs,
+		unsigned int max, unsigned int *nr)
+{
+	struct dm_task *dmt = cbw_dm_task(DM_DEVICE_DEPS, NULL);
+	struct dm_deps *deps;
+	unsigned int i;
+	int r = 0;
+
+	*nr = 0;
+	if (!dmt)
+		return -ENOMEM;
+	if (!dm_task_set_major_minor(dmt, major, minor, 0) ||
+	    (inactive && !dm_task_query_inactive_table(dmt)) ||
+	    !dm_task_run(dmt)) {
+		r = cbw_dm_errno(dmt);
+		goto out;
+	}
+	deps = dm_task_get_deps(dmt);
+	for (i = 0; deps && i < deps->count && i < max; i++)
+		devs[(*nr)++] = deps->device[i];
+out:
+	dm_task_destroy(dmt);
+	return r;
+}
