@@ -52,25 +52,7 @@ mkfs.ext4 -q -F "$smallfs"
 cbw_mount "$smallfs" "$small"
 cow_file=$small/cow.img
 
-export LVM_SYSTEM_DIR=$CBW_WORK/lvm
-export LVM_SUPPRESS_FD_WARNINGS=1
-mkdir -p -- "$LVM_SYSTEM_DIR"
-cat >"$LVM_SYSTEM_DIR/lvm.conf" <<EOF
-devices {
-	obtain_device_list_from_udev = 0
-	external_device_info_source = "none"
-	use_devicesfile = 0
-	global_filter = [ "a|^$pv\$|", "r|.*|" ]
-}
-activation {
-	udev_sync = 0
-	udev_rules = 0
-	monitoring = 0
-	thin_pool_autoextend_threshold = 100
-}
-global { event_activation = 0 }
-backup { backup = 0 archive = 0 }
-EOF
+cbw_lvm_config "$pv"
 
 vg_off()
 {

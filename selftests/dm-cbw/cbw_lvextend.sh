@@ -33,20 +33,7 @@ ctl=$W/ctl
 mnt=$W/mnt
 mkdir -p -- "$ctl"
 
-export LVM_SYSTEM_DIR=$W/lvm
-export LVM_SUPPRESS_FD_WARNINGS=1
-mkdir -p -- "$LVM_SYSTEM_DIR"
-cat >"$LVM_SYSTEM_DIR/lvm.conf" <<EOF
-devices {
-	obtain_device_list_from_udev = 0
-	external_device_info_source = "none"
-	use_devicesfile = 0
-	global_filter = [ "a|^$pv\$|", "r|.*|" ]
-}
-activation { udev_sync = 0 udev_rules = 0 monitoring = 0 }
-global { event_activation = 0 }
-backup { backup = 0 archive = 0 }
-EOF
+cbw_lvm_config "$pv"
 
 # shellcheck disable=SC2317 # run through cbw_defer
 drop_dev() { ! cbw_dm_exists "$1" || dmsetup remove --retry "$1"; }

@@ -547,6 +547,33 @@ cbw_read_delay_create()
 	cbw_dm_create "$1" "0 $len delay $2 0 $3 $2 0 0"
 }
 
+# cbw_lvm_config PV: LVM for this test only, without udev: its own
+# configuration in $CBW_WORK/lvm (LVM_SYSTEM_DIR) that sees no device but
+# PV, keeps no metadata backups, and never extends a thin pool by itself.
+cbw_lvm_config()
+{
+	export LVM_SYSTEM_DIR=$CBW_WORK/lvm
+	# lvm complains of the descriptors it inherits from the test harness.
+	export LVM_SUPPRESS_FD_WARNINGS=1
+	mkdir -p -- "$LVM_SYSTEM_DIR"
+	cat >"$LVM_SYSTEM_DIR/lvm.conf" <<EOF
+devices {
+	obtain_device_list_from_udev = 0
+	external_device_info_source = "none"
+	use_devicesfile = 0
+	global_filter = [ "a|^$1\$|", "r|.*|" ]
+}
+activation {
+	udev_sync = 0
+	udev_rules = 0
+	monitoring = 0
+	thin_pool_autoextend_threshold = 100
+}
+global { event_activation = 0 }
+backup { backup = 0 archive = 0 }
+EOF
+}
+
 # cbw_dm_adopt NAME: another tool (cbwctl) created NAME; remove it at
 # cleanup (or earlier with cbw_dm_remove), like a device of cbw_dm_create.
 cbw_dm_adopt()
