@@ -14,12 +14,14 @@
  * write that needed the copy must fail with the error the copy got (EIO,
  * ENOSPC from a thin pool, ...).  A job reads a piece of at most 1 MiB
  * from the origin into a buffer, writes it to the COW device, and goes on
- * with the next piece.  Its buffer, sized to the job, is one the snapshot
- * kept from an earlier job, or a new one; when memory is short it is the
- * snapshot's reserve buffer, so at least one copy makes progress.  Starting
- * a copy never sleeps: a job that finds neither a buffer nor a bio is
- * parked until another job gives its own back, so one device's stuck COW
- * never holds up the copies of another.  One guest bio runs up to
+ * with the next piece; a job of several pieces runs up to CBW_COPY_LANES
+ * such streams (lanes) at once, the ones beyond the first only with
+ * buffers to spare.  The first lane's buffer, sized to the job, is one the
+ * snapshot kept from an earlier job, or a new one; when memory is short it
+ * is the snapshot's reserve buffer, so at least one copy makes progress.
+ * Starting a copy never sleeps: a job that finds neither a buffer nor a
+ * bio is parked until another job gives its own back, so one device's
+ * stuck COW never holds up the copies of another.  One guest bio runs up to
  * CBW_MAX_BIO_COPIES jobs at once, so a large write or discard copies in
  * parallel.
  *
@@ -524,43 +526,35 @@ static void cbw_copy_timeout(struct work_struct *work)
  * Copy I/O
  *--------------------------------------------------------------
  */
-static void cbw_job_endio(struct bio *bio)
+static void cbw_lane_endio(struct bio *bio)
 {
-	struct cbw_copy_job *job = bio->bi_private;
+	struct cbw_copy_lane *lane = bio->bi_private;
 
-	job->status = bio->bi_status;
-	queue_work(cbw_wq, &job->io_work);
+	lane->status = bio->bi_status;
+	queue_work(cbw_wq, &lane->io_work);
 }
 
-/* Read the current piece from the origin, or write it to the COW device. */
-static void cbw_job_submit(struct cbw_copy_job *job)
+/* Read the piece of @lane from the origin, or write it to the COW device. */
+static void cbw_lane_submit(struct cbw_copy_lane *lane)
 {
-	struct cbw_snapshot *s = job->snap;
-	struct bio *bio = job->bio;
+	struct cbw_snapshot *s = lane->job->snap;
+	struct bio *bio = lane->bio;
 	unsigned int i, left, len;
 
-	if (job->writing)
+	if (lane->writing)
 		bio_reset(bio, s->cow, REQ_OP_WRITE);
 	else
 		bio_reset(bio, s->origin, REQ_OP_READ);
-	bio->bi_iter.bi_sector = job->pos;
-	bio->bi_end_io = cbw_job_endio;
-	bio->bi_private = job;
-	left = job->piece << SECTOR_SHIFT;
+	bio->bi_iter.bi_sector = lane->pos;
+	bio->bi_end_io = cbw_lane_endio;
+	bio->bi_private = lane;
+	left = lane->piece << SECTOR_SHIFT;
 	for (i = 0; left; i++) {
 		len = min_t(unsigned int, left, PAGE_SIZE);
-		__bio_add_page(bio, job->buf->pages[i], len, 0);
+		__bio_add_page(bio, lane->buf->pages[i], len, 0);
 		left -= len;
 	}
 	submit_bio(bio);
-}
-
-static void cbw_job_next_piece(struct cbw_copy_job *job)
-{
-	job->writing = false;
-	job->piece = min_t(sector_t, job->end - job->pos,
-			   CBW_MAX_COPY_SECTORS);
-	cbw_job_submit(job);
 }
 
 /* A kept buffer of at least @nr_pages, or NULL.  Called under s->lock. */
@@ -626,52 +620,57 @@ static unsigned int cbw_job_prepare(struct cbw_copy_job *job)
 	sector_t largest_piece;
 
 	job->status = BLK_STS_OK;
-	job->pos = cbw_chunk_to_sector(s, job->first);
+	job->next = cbw_chunk_to_sector(s, job->first);
 	job->end = min(cbw_chunk_to_sector(s, job->first + job->nr), s->len);
-	largest_piece = min_t(sector_t, job->end - job->pos,
+	job->nr_copied = 0;
+	job->nr_lanes = 0;
+	job->nr_extra = 0;
+	largest_piece = min_t(sector_t, job->end - job->next,
 			      CBW_MAX_COPY_SECTORS);
 	return DIV_ROUND_UP(largest_piece << SECTOR_SHIFT, PAGE_SIZE);
 }
 
-/* A bio for the pieces of @job, without waiting. */
-static bool cbw_job_get_bio(struct cbw_copy_job *job)
+/* A bio for the pieces of @lane, without waiting. */
+static bool cbw_lane_get_bio(struct cbw_copy_lane *lane)
 {
-	job->bio = bio_alloc_bioset(NULL, job->buf->nr_pages, REQ_OP_READ,
-				    GFP_NOWAIT | __GFP_NOWARN,
-				    &job->snap->bios);
-	if (job->bio)
+	struct cbw_snapshot *s = lane->job->snap;
+
+	lane->bio = bio_alloc_bioset(NULL, lane->buf->nr_pages, REQ_OP_READ,
+				     GFP_NOWAIT | __GFP_NOWARN, &s->bios);
+	if (lane->bio)
 		return true;
-	cbw_buf_put(job->snap, job->buf);
-	job->buf = NULL;
+	cbw_buf_put(s, lane->buf);
+	lane->buf = NULL;
 	return false;
 }
 
 /*
- * A buffer and a bio for @job without waiting: a kept buffer, a new one,
- * or the reserve.  Failing that, the job is parked and started again when
- * another job gives a buffer and a bio back; the count of returns tells
- * whether one came back while we looked.
+ * A buffer and a bio for the first lane of @job without waiting: a kept
+ * buffer, a new one, or the reserve.  Failing that, the job is parked and
+ * started again when another job gives a buffer and a bio back; the count
+ * of returns tells whether one came back while we looked.
  */
 static bool cbw_job_get_resources(struct cbw_copy_job *job,
 				  unsigned int nr_pages)
 {
+	struct cbw_copy_lane *lane = &job->lanes[0];
 	struct cbw_snapshot *s = job->snap;
 	unsigned long returns;
 	bool parked = false;
 
 	spin_lock_irq(&s->lock);
 	returns = s->nr_returns;
-	job->buf = __cbw_buf_get_kept(s, nr_pages);
+	lane->buf = __cbw_buf_get_kept(s, nr_pages);
 	spin_unlock_irq(&s->lock);
-	if (!job->buf)
-		job->buf = cbw_buf_alloc_pages(nr_pages, GFP_NOIO |
-					       __GFP_NORETRY | __GFP_NOWARN);
-	if (!job->buf) {
+	if (!lane->buf)
+		lane->buf = cbw_buf_alloc_pages(nr_pages, GFP_NOIO |
+						__GFP_NORETRY | __GFP_NOWARN);
+	if (!lane->buf) {
 		spin_lock_irq(&s->lock);
-		job->buf = cbw_buf_get_reserve(s);
+		lane->buf = cbw_buf_get_reserve(s);
 		spin_unlock_irq(&s->lock);
 	}
-	if (job->buf && cbw_job_get_bio(job))
+	if (lane->buf && cbw_lane_get_bio(lane))
 		return true;
 
 	spin_lock_irq(&s->lock);
@@ -685,6 +684,71 @@ static bool cbw_job_get_resources(struct cbw_copy_job *job,
 	return false;
 }
 
+/* Reserve up to @want extra lanes of the snapshot's budget for @job. */
+static unsigned int cbw_job_reserve_extra(struct cbw_copy_job *job,
+					  unsigned int want)
+{
+	struct cbw_snapshot *s = job->snap;
+
+	spin_lock_irq(&s->lock);
+	want = min(want, CBW_MAX_EXTRA_LANES - s->nr_extra_lanes);
+	s->nr_extra_lanes += want;
+	spin_unlock_irq(&s->lock);
+	job->nr_extra = want;
+	return want;
+}
+
+/* Give back the extra lanes of @job's budget.  Called under s->lock. */
+static void cbw_job_release_extra(struct cbw_copy_job *job)
+{
+	job->snap->nr_extra_lanes -= job->nr_extra;
+	job->nr_extra = 0;
+}
+
+/* @job runs only @nr of the extra lanes it reserved. */
+static void cbw_job_shrink_extra(struct cbw_copy_job *job, unsigned int nr)
+{
+	struct cbw_snapshot *s = job->snap;
+
+	spin_lock_irq(&s->lock);
+	s->nr_extra_lanes -= job->nr_extra - nr;
+	job->nr_extra = nr;
+	spin_unlock_irq(&s->lock);
+}
+
+/*
+ * Lanes beyond the first, for a copy of several pieces, with buffers and
+ * bios to spare only: a kept buffer or, if @may_alloc, a new one that needs
+ * no reclaim; never the reserve, so they cannot hold up another job's first
+ * lane for long.  Returns how many lanes @job runs.
+ */
+static unsigned int cbw_job_add_lanes(struct cbw_copy_job *job,
+				      unsigned int nr_pages, bool may_alloc)
+{
+	sector_t pieces = DIV_ROUND_UP(job->end - job->next,
+				       CBW_MAX_COPY_SECTORS);
+	unsigned int nr = 1, extra;
+	struct cbw_copy_lane *lane;
+
+	if (pieces < 2)
+		return 1;
+	extra = cbw_job_reserve_extra(job, min_t(sector_t, pieces,
+						 CBW_COPY_LANES) - 1);
+	for (; nr <= extra; nr++) {
+		lane = &job->lanes[nr];
+		lane->buf = cbw_buf_get_kept(job->snap, nr_pages);
+		if (!lane->buf && may_alloc)
+			lane->buf = cbw_buf_alloc_pages(nr_pages, GFP_NOIO |
+							__GFP_NORETRY |
+							__GFP_NOWARN);
+		if (!lane->buf || !cbw_lane_get_bio(lane))
+			break;
+	}
+	if (nr - 1 < extra)
+		cbw_job_shrink_extra(job, nr - 1);
+	return nr;
+}
+
 static void cbw_job_finish(struct cbw_copy_job *job);
 
 /*
@@ -694,6 +758,61 @@ static void cbw_job_finish(struct cbw_copy_job *job);
 static bool cbw_job_stopped(struct cbw_copy_job *job)
 {
 	return READ_ONCE(job->snap->stopping);
+}
+
+/* @lane has no piece left to copy: the last lane to end ends the job. */
+static void cbw_lane_end(struct cbw_copy_lane *lane)
+{
+	struct cbw_copy_job *job = lane->job;
+	bool last;
+
+	spin_lock(&job->io_lock);
+	last = !--job->nr_lanes;
+	spin_unlock(&job->io_lock);
+	if (last)
+		cbw_job_finish(job);
+}
+
+/* Take the next piece no lane has taken, unless the copy failed. */
+static bool cbw_lane_take_piece(struct cbw_copy_lane *lane)
+{
+	struct cbw_copy_job *job = lane->job;
+	bool taken = false;
+
+	spin_lock(&job->io_lock);
+	if (job->next < job->end && job->status == BLK_STS_OK) {
+		lane->pos = job->next;
+		lane->piece = min_t(sector_t, job->end - job->next,
+				    CBW_MAX_COPY_SECTORS);
+		job->next += lane->piece;
+		taken = true;
+	}
+	spin_unlock(&job->io_lock);
+	return taken;
+}
+
+static void cbw_lane_next_piece(struct cbw_copy_lane *lane)
+{
+	if (cbw_job_stopped(lane->job) || !cbw_lane_take_piece(lane)) {
+		cbw_lane_end(lane);
+		return;
+	}
+	lane->writing = false;
+	cbw_lane_submit(lane);
+}
+
+/*
+ * Start the first @nr_lanes lanes of @job, which have their buffers and
+ * bios.  The count is set first, so that no lane that ends early can end
+ * the job while another is yet to start.
+ */
+static void cbw_job_run(struct cbw_copy_job *job, unsigned int nr_lanes)
+{
+	unsigned int i;
+
+	job->nr_lanes = nr_lanes;
+	for (i = 0; i < nr_lanes; i++)
+		cbw_lane_next_piece(&job->lanes[i]);
 }
 
 static void cbw_job_start(struct work_struct *work)
@@ -708,7 +827,7 @@ static void cbw_job_start(struct work_struct *work)
 		return;
 	}
 	if (cbw_job_get_resources(job, nr_pages))
-		cbw_job_next_piece(job);
+		cbw_job_run(job, cbw_job_add_lanes(job, nr_pages, true));
 }
 
 /*
@@ -718,10 +837,13 @@ static void cbw_job_start(struct work_struct *work)
  */
 static bool cbw_job_start_nowait(struct cbw_copy_job *job)
 {
-	job->buf = cbw_buf_get_kept(job->snap, cbw_job_prepare(job));
-	if (!job->buf || !cbw_job_get_bio(job))
+	unsigned int nr_pages = cbw_job_prepare(job);
+	struct cbw_copy_lane *lane = &job->lanes[0];
+
+	lane->buf = cbw_buf_get_kept(job->snap, nr_pages);
+	if (!lane->buf || !cbw_lane_get_bio(lane))
 		return false;
-	cbw_job_next_piece(job);
+	cbw_job_run(job, cbw_job_add_lanes(job, nr_pages, false));
 	return true;
 }
 
@@ -776,6 +898,25 @@ static void cbw_job_unpark(struct cbw_snapshot *s)
 	queue_work(cbw_wq, &job->start_work);
 }
 
+/* Give back the buffers and bios of @job's lanes; how many lanes had them. */
+static unsigned int cbw_job_put_lanes(struct cbw_copy_job *job)
+{
+	struct cbw_copy_lane *lane;
+	unsigned int nr = 0;
+
+	for (lane = job->lanes; lane < job->lanes + CBW_COPY_LANES; lane++) {
+		if (lane->bio)
+			bio_put(lane->bio);
+		lane->bio = NULL;
+		if (!lane->buf)
+			continue;
+		cbw_buf_put(job->snap, lane->buf);
+		lane->buf = NULL;
+		nr++;
+	}
+	return nr;
+}
+
 /*
  * The copy I/O of @job is over (all of it, or up to the first error): the
  * chunks are copied, or to be copied again.  The job leaves s->jobs only
@@ -785,21 +926,18 @@ static void cbw_job_finish(struct cbw_copy_job *job)
 {
 	struct cbw_snapshot *s = job->snap;
 	int err = blk_status_to_errno(job->status);
-	bool copied = job->status == BLK_STS_OK && job->pos >= job->end;
+	sector_t len = job->end - cbw_chunk_to_sector(s, job->first);
+	bool copied = job->status == BLK_STS_OK && job->nr_copied == len;
 	struct bio *owner = NULL;
 	struct bio_list failed;
+	unsigned int returned;
 
 	bio_list_init(&failed);
-	if (job->bio)
-		bio_put(job->bio);
-	job->bio = NULL;
-	if (job->buf)
-		cbw_buf_put(s, job->buf);
-	job->buf = NULL;
-
+	returned = max(cbw_job_put_lanes(job), 1U);
 	if (err && job->status != BLK_STS_AGAIN && !job->timed_out)
 		DMERR_LIMIT("copy of chunk %lu failed: %s error %d", job->first,
-			    job->writing ? "COW write" : "origin read", err);
+			    job->failed_writing ? "COW write" : "origin read",
+			    err);
 
 	spin_lock_irq(&s->lock);
 	s->nr_copying -= job->nr;
@@ -812,9 +950,11 @@ static void cbw_job_finish(struct cbw_copy_job *job)
 		cbw_copy_failed(s, job, err, &failed);
 	}
 	cbw_requeue_job(s, job);
+	cbw_job_release_extra(job);
 	list_move(&job->node, &s->free_jobs);
 	cbw_requeue(s, &s->throttled);
-	cbw_job_unpark(s);
+	while (returned--)
+		cbw_job_unpark(s);
 	if (!--s->nr_jobs)
 		wake_up(&s->jobs_wq);
 	spin_unlock_irq(&s->lock);
@@ -829,31 +969,46 @@ static void cbw_job_finish(struct cbw_copy_job *job)
 		dm_submit_bio_remap(owner, NULL);
 }
 
+/* The first error of the copy: no lane takes a further piece. */
+static void cbw_lane_failed(struct cbw_copy_lane *lane)
+{
+	struct cbw_copy_job *job = lane->job;
+
+	spin_lock(&job->io_lock);
+	if (job->status == BLK_STS_OK) {
+		job->status = lane->status;
+		job->failed_writing = lane->writing;
+	}
+	spin_unlock(&job->io_lock);
+}
+
 /*
  * One read or write of a piece completed.  A broken snapshot needs no
- * copies any more, and a suspended target starts no I/O: the job then ends
- * after the I/O it had in flight.
+ * copies any more, and a suspended target starts no I/O: the lane then
+ * ends after the I/O it had in flight.
  */
-static void cbw_job_io_done(struct work_struct *work)
+static void cbw_lane_io_done(struct work_struct *work)
 {
-	struct cbw_copy_job *job = container_of(work, struct cbw_copy_job,
-						io_work);
-	struct cbw_snapshot *s = job->snap;
+	struct cbw_copy_lane *lane = container_of(work, struct cbw_copy_lane,
+						  io_work);
+	struct cbw_copy_job *job = lane->job;
 
-	if (job->status || READ_ONCE(s->state) != DM_CBW_SNAPSHOT_ACTIVE) {
-		cbw_job_finish(job);
+	if (lane->status)
+		cbw_lane_failed(lane);
+	if (lane->status ||
+	    READ_ONCE(job->snap->state) != DM_CBW_SNAPSHOT_ACTIVE) {
+		cbw_lane_end(lane);
 		return;
 	}
-	if (!job->writing) {
-		job->writing = true;
-		cbw_job_submit(job);
+	if (!lane->writing) {
+		lane->writing = true;
+		cbw_lane_submit(lane);
 		return;
 	}
-	job->pos += job->piece;
-	if (job->pos < job->end && !cbw_job_stopped(job))
-		cbw_job_next_piece(job);
-	else
-		cbw_job_finish(job);
+	spin_lock(&job->io_lock);
+	job->nr_copied += lane->piece;
+	spin_unlock(&job->io_lock);
+	cbw_lane_next_piece(lane);
 }
 
 /* Start the copy of a job that has just claimed its chunks. */
@@ -865,9 +1020,15 @@ static void cbw_job_arm(struct cbw_copy_job *job)
 
 void cbw_copy_init_job(struct cbw_copy_job *job)
 {
+	unsigned int i;
+
+	spin_lock_init(&job->io_lock);
 	INIT_LIST_HEAD(&job->park_node);
 	INIT_WORK(&job->start_work, cbw_job_start);
-	INIT_WORK(&job->io_work, cbw_job_io_done);
+	for (i = 0; i < CBW_COPY_LANES; i++) {
+		job->lanes[i].job = job;
+		INIT_WORK(&job->lanes[i].io_work, cbw_lane_io_done);
+	}
 }
 
 void cbw_copy_init_snapshot(struct cbw_snapshot *s)

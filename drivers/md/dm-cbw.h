@@ -31,9 +31,14 @@
 #define CBW_MAX_BIO_COPIES	8
 /*
  * A copy job covers at most this many sectors, but always one chunk; a
- * larger chunk is copied in pieces of this size, one after the other.
+ * larger chunk is copied in pieces of this size, by up to CBW_COPY_LANES
+ * lanes of its job at once.  The lanes beyond a job's first take only
+ * buffers and bios to spare, and at most CBW_MAX_EXTRA_LANES of them run
+ * per snapshot.
  */
 #define CBW_MAX_COPY_SECTORS	2048
+#define CBW_COPY_LANES		4
+#define CBW_MAX_EXTRA_LANES	16
 #define CBW_COPY_BUF_PAGES	(CBW_MAX_COPY_SECTORS >> (PAGE_SHIFT - SECTOR_SHIFT))
 
 /* What a failed copy-before-write breaks (on_cbw_error). */
@@ -149,6 +154,22 @@ struct cbw_copy_buf {
 };
 
 /*
+ * One stream of pieces of a copy job: it reads a piece from the origin
+ * into its buffer, writes it to the COW device, and takes the next piece
+ * no lane of the job has taken yet.
+ */
+struct cbw_copy_lane {
+	struct cbw_copy_job *job;
+	struct cbw_copy_buf *buf;
+	struct bio *bio;
+	sector_t pos;			/* start of the current piece */
+	unsigned int piece;		/* sectors of the current piece */
+	bool writing;			/* current piece: read or write */
+	blk_status_t status;		/* of the last I/O */
+	struct work_struct io_work;	/* next step after an I/O */
+};
+
+/*
  * A copy of chunks first..first+nr-1 from the origin to the COW device.  It
  * is in s->jobs from the moment it claims its chunks until its last I/O has
  * completed, even after it timed out (a "zombie" nobody waits for).
@@ -165,15 +186,16 @@ struct cbw_copy_job {
 	bool timed_out;			/* took longer than cbw_timeout_ms */
 
 	/* Used by the copy I/O only, without s->lock. */
-	sector_t pos;			/* start of the current piece */
+	spinlock_t io_lock;		/* the fields below, once lanes run */
+	sector_t next;			/* first sector no lane has taken */
 	sector_t end;			/* end of the copy */
-	unsigned int piece;		/* sectors of the current piece */
-	bool writing;			/* current piece: read or write */
+	sector_t nr_copied;		/* sectors read and written */
 	blk_status_t status;		/* first I/O error */
-	struct cbw_copy_buf *buf;
-	struct bio *bio;
+	bool failed_writing;		/* that error: COW write or origin read */
+	unsigned int nr_lanes;		/* lanes with I/O to do */
+	unsigned int nr_extra;		/* lanes counted in nr_extra_lanes */
+	struct cbw_copy_lane lanes[CBW_COPY_LANES];
 	struct work_struct start_work;	/* finds a buffer and a bio */
-	struct work_struct io_work;	/* next step after an I/O */
 };
 
 /*
@@ -230,6 +252,7 @@ struct cbw_snapshot {
 	struct bio_set bios;		/* copy I/O */
 	struct list_head parked_jobs;	/* waiting for a buffer or a bio */
 	unsigned long nr_returns;	/* buffers and bios given back */
+	unsigned int nr_extra_lanes;	/* running beyond the jobs' first */
 
 	struct list_head frozen_reads;	/* access reads served by the origin */
 	atomic_t *frozen_buckets;	/* frozen reads over each bucket */
