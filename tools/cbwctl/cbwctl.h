@@ -12,6 +12,8 @@
  *   cmd_restore.c   "cbwctl restore"
  *   cmd_tab.c       "cbwctl tab ...": cbwtab devices and their systemd units
  *   cmd_attach.c    "cbwctl attach" and "cbwctl detach": live dm volumes
+ *   cow.c           COW devices made for one snapshot: --cow-file, --cow-thin
+ *   cmd_lvextend.c  "cbwctl lvextend": extend an attached LV, keep bitmaps
  *   tab.c           the cbwtab file
  *   imgfile.c       the extents file format of backups, CRC-32
  *   ctl.c           ioctls of /dev/dm-cbw-control
@@ -259,6 +261,8 @@ struct cbw_snapshot_args {
 
 struct cbw_start_opts {
 	const char *cow;
+	const char *cow_file;		/* --cow-file PATH, or NULL */
+	const char *cow_thin;		/* --cow-thin VG/POOL, or NULL */
 	uint64_t chunk;
 	struct cbw_snapshot_args snap;
 	const char *access;
@@ -272,6 +276,27 @@ int cbw_check_start_opts(const struct cbw_cmd *cmd,
 int cbw_snapshot_begin(const struct cbw_dev *dev,
 		       const struct cbw_start_opts *o);
 int cbw_snapshot_end(const struct cbw_dev *dev, struct dm_cbw_snapshot_info *s);
+
+/* cow.c: the COW device made for a snapshot by --cow-file or --cow-thin */
+struct cbw_cow_made {
+	char cow[32];			/* MAJOR:MINOR, for the table */
+	int loop_fd;			/* held until the table holds it */
+};
+
+bool cbw_cow_wanted(const struct cbw_start_opts *o);
+const char *cbw_cow_spec(const struct cbw_start_opts *o, char *buf,
+			 size_t len);
+int cbw_cow_make(const struct cbw_dev *dev, uint64_t size, const char *origin,
+		 const struct cbw_start_opts *o, struct cbw_cow_made *m);
+void cbw_cow_made_end(const struct cbw_dev *dev, struct cbw_cow_made *m,
+		      int err);
+int cbw_cow_release(const struct cbw_dev *dev);
+void cbw_cow_show(const struct cbw_dev *dev);
+void cbw_cow_explain_broken(const struct cbw_dev *dev);
+int cbw_lvm_run(char *out, size_t len, const char *const *args);
+
+/* cmd_lvextend.c */
+extern const struct cbw_cmd cbw_lvextend_cmd;
 
 /* extents.c: "bitmap dump" and "snapshot access-map" */
 struct cbw_range {
@@ -321,6 +346,7 @@ struct cbw_job {
 	char format[8];
 };
 
+const char *cbw_run_dir(void);
 void cbw_job_path(const struct cbw_dev *dev, char *path);
 int cbw_job_load(const struct cbw_dev *dev, struct cbw_job *job);
 int cbw_job_save(const struct cbw_dev *dev, const struct cbw_job *job);
@@ -458,6 +484,8 @@ enum {
 	CBW_OPT_MERGE,
 	CBW_OPT_TAB,
 	CBW_OPT_CHECK,
+	CBW_OPT_COW_FILE,
+	CBW_OPT_COW_THIN,
 };
 
 #endif /* CBWCTL_H */

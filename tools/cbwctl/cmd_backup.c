@@ -152,6 +152,8 @@ static int cbw_backup_option(const struct cbw_cmd *cmd, int opt,
 	{ "base", required_argument, NULL, CBW_OPT_BASE }, \
 	{ "force", no_argument, NULL, CBW_OPT_FORCE_BASE }, \
 	{ "cow", required_argument, NULL, CBW_OPT_COW }, \
+	{ "cow-file", required_argument, NULL, CBW_OPT_COW_FILE }, \
+	{ "cow-thin", required_argument, NULL, CBW_OPT_COW_THIN }, \
 	{ "chunk", required_argument, NULL, CBW_OPT_CHUNK }, \
 	{ "access", required_argument, NULL, CBW_OPT_ACCESS }, \
 	{ "on-cbw-error", required_argument, NULL, CBW_OPT_ON_CBW_ERROR }, \
@@ -418,7 +420,7 @@ static void cbw_job_fill(struct cbw_job *job, const struct cbw_backup_opts *o,
 	snprintf(job->bitmap_mode, sizeof(job->bitmap_mode), "%s",
 		 o->mode ? o->mode : "");
 	snprintf(job->access, sizeof(job->access), "%s", o->start.access);
-	snprintf(job->cow, sizeof(job->cow), "%s", o->start.cow);
+	cbw_cow_spec(&o->start, job->cow, sizeof(job->cow));
 	snprintf(job->state, sizeof(job->state), "begun");
 	job->chunk = o->start.chunk;
 	job->size = size;
@@ -507,6 +509,9 @@ static int cbw_begin(struct cbw_backup_opts *o, const struct cbw_dev *dev,
 	o->start.access_rw = true;
 	o->start.snap.freeze_bitmap = o->bitmap;
 	o->start.snap.bitmap = cbw_is(o->sync, "bitmap") ? o->bitmap : NULL;
+	/* A COW that fills up breaks the backup, not the guest's writes. */
+	if (cbw_cow_wanted(&o->start) && !o->start.snap.on_cbw_error)
+		o->start.snap.on_cbw_error = "break_snapshot";
 	r = cbw_snapshot_begin(dev, &o->start);
 	if (r)
 		return r;
@@ -591,6 +596,8 @@ static int cbw_run(const struct cbw_dev *dev, struct cbw_job *job,
 		 o->format ? o->format :
 		 !strcmp(job->sync, "bitmap") ? "cbw" : "raw");
 	r = cbw_backup_copy(dev, job, o);
+	if (r)
+		cbw_cow_explain_broken(dev);
 	if (strcmp(job->state, "begun")) {
 		s = cbw_job_save(dev, job);
 		if (s)
@@ -974,7 +981,13 @@ static int cbw_backup_all(const struct cbw_cmd *cmd, int argc, char **argv)
 	"                      never: its old bits plus the writes since (sync\n" \
 	"                        bitmap only: a differential backup)\n" \
 	"  --cow COWDEV        where the snapshot keeps old data, at least as\n" \
-	"                      large as DEV (required)\n" \
+	"                      large as DEV (this, --cow-file or --cow-thin is\n" \
+	"                      required)\n" \
+	"  --cow-file PATH     a sparse file made for the job, through a loop\n" \
+	"                      device; PATH must not exist\n" \
+	"  --cow-thin VG/POOL  a thin LV, VG/cbw-cow-NAME, made for the job\n" \
+	"                      (both are removed when the job ends; with them\n" \
+	"                      --on-cbw-error defaults to break_snapshot)\n" \
 	"  --chunk SIZE        copy-before-write granularity (default 64K)\n" \
 	"  --access NAME       name of the access device (default DEV-access)\n" \
 	"  --on-cbw-error POLICY, --cbw-timeout MS\n" \
@@ -1011,7 +1024,7 @@ static int cbw_backup_all(const struct cbw_cmd *cmd, int argc, char **argv)
 const struct cbw_cmd cbw_backup_cmd = {
 	.name = "backup",
 	.params = { "DEV" }, .min_args = 1, .max_args = 1,
-	.synopsis = "--sync MODE [--bitmap NAME --bitmap-mode MODE] [--base FILE [--force]] --cow COWDEV --target PATH [--format raw|cbw] [--max-chunk SIZE] [--discard-source] [--chunk SIZE] [--access NAME] [--on-cbw-error POLICY] [--cbw-timeout MS]",
+	.synopsis = "--sync MODE [--bitmap NAME --bitmap-mode MODE] [--base FILE [--force]] --cow COWDEV|--cow-file PATH|--cow-thin VG/POOL --target PATH [--format raw|cbw] [--max-chunk SIZE] [--discard-source] [--chunk SIZE] [--access NAME] [--on-cbw-error POLICY] [--cbw-timeout MS]",
 	.summary = "Back up a cbw device: begin, run and finish in one command.",
 	.help =
 	"Starts a snapshot of DEV (freezing a filesystem on it for a moment),\n"
@@ -1043,7 +1056,7 @@ const struct cbw_cmd cbw_backup_cmds[] = {
 	{
 		.group = "backup", .name = "begin",
 		.params = { "DEV" }, .min_args = 1, .max_args = 1,
-		.synopsis = "--sync MODE [--bitmap NAME --bitmap-mode MODE] [--base FILE [--force]] --cow COWDEV [--chunk SIZE] [--access NAME] [--on-cbw-error POLICY] [--cbw-timeout MS]",
+		.synopsis = "--sync MODE [--bitmap NAME --bitmap-mode MODE] [--base FILE [--force]] --cow COWDEV|--cow-file PATH|--cow-thin VG/POOL [--chunk SIZE] [--access NAME] [--on-cbw-error POLICY] [--cbw-timeout MS]",
 		.summary = "Begin a backup job: snapshot, frozen bitmap, access device.",
 		.help =
 		"Loads a cbw table with COWDEV (and freeze_bitmap, plus\n"

@@ -316,6 +316,7 @@ static void cbw_snapshot_json(const struct cbw_dev *dev,
 			    "break_guest_write");
 	cbw_json_u64("cbw_timeout_ms", a->timeout_ms);
 	cbw_json_opt_string("metadata_dev", a->metadata_dev);
+	cbw_cow_show(dev);
 	cbw_json_array_begin("access_devices");
 	for (i = 0; i < l->nr; i++)
 		cbw_json_string(NULL, l->names[i]);
@@ -352,6 +353,7 @@ static void cbw_snapshot_text(const struct cbw_dev *dev,
 	cbw_print_count("copies failed", s->copies_failed);
 	cbw_print_count("copies timed out", s->copies_timed_out);
 	cbw_print_field("COW device", "%s", a->cow[0] ? a->cow : DM_CBW_NO_COW);
+	cbw_cow_show(dev);
 	cbw_print_field("snapshot bitmap", "%s", a->bitmap[0] ? a->bitmap : "-");
 	cbw_print_field("frozen bitmap", "%s",
 			a->freeze_bitmap[0] ? a->freeze_bitmap : "-");
@@ -435,6 +437,12 @@ int cbw_start_option(const struct cbw_cmd *cmd, int opt, const char *arg,
 	case CBW_OPT_COW:
 		o->cow = arg;
 		return 0;
+	case CBW_OPT_COW_FILE:
+		o->cow_file = arg;
+		return 0;
+	case CBW_OPT_COW_THIN:
+		o->cow_thin = arg;
+		return 0;
 	case CBW_OPT_CHUNK:
 		if (cbw_parse_size(arg, &o->chunk))
 			return cbw_usage_error(cmd, "invalid size '%s' for --chunk (use bytes or a number with K, M, G: 64K)",
@@ -470,7 +478,10 @@ int cbw_check_start_opts(const struct cbw_cmd *cmd,
 {
 	char buf[CBW_SIZE_BUF], title[CBW_TITLE_LEN];
 
-	if (!o->cow)
+	if (!!o->cow + !!o->cow_file + !!o->cow_thin > 1)
+		return cbw_usage_error(cmd, "%s: give only one of --cow, --cow-file and --cow-thin",
+				       cbw_cmd_title(cmd, title));
+	if (!o->cow && !cbw_cow_wanted(o))
 		return cbw_usage_error(cmd, "%s: --cow COWDEV is required",
 				       cbw_cmd_title(cmd, title));
 	if (o->access_rw && !o->access)
@@ -598,6 +609,28 @@ static int cbw_start(const struct cbw_dev *dev, const struct cbw_target *t,
 	return 0;
 }
 
+/* cbw_start with the COW device that --cow-file or --cow-thin asks for. */
+static int cbw_start_made_cow(const struct cbw_dev *dev,
+			      const struct cbw_target *t,
+			      const struct cbw_table_args *a,
+			      const struct cbw_start_opts *o)
+{
+	struct cbw_start_opts mo = *o;
+	struct cbw_cow_made m;
+	int r;
+
+	if (strcmp(a->cow, DM_CBW_NO_COW))
+		return cbw_error("Device '%s' already has a snapshot (COW device %s): stop it first with: cbwctl snapshot stop %s",
+				 dev->spec, a->cow, dev->spec);
+	r = cbw_cow_make(dev, t->length * 512, a->origin, o, &m);
+	if (r)
+		return r;
+	mo.cow = m.cow;
+	r = cbw_start(dev, t, a, &mo);
+	cbw_cow_made_end(dev, &m, r);
+	return r;
+}
+
 /*
  * Starts the snapshot of @dev as "snapshot start" does (with the access
  * device, if o->access): 0 or an exit status, the message printed.
@@ -613,7 +646,9 @@ int cbw_snapshot_begin(const struct cbw_dev *dev,
 	if (r)
 		return r;
 	r = cbw_parse_table_args(dev, t.params, &a);
-	if (!r)
+	if (!r && cbw_cow_wanted(o))
+		r = cbw_start_made_cow(dev, &t, &a, o);
+	else if (!r)
 		r = cbw_start(dev, &t, &a, o);
 	cbw_target_free(&t);
 	return r;
@@ -623,6 +658,8 @@ static int cbw_snapshot_start(const struct cbw_cmd *cmd, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "cow", required_argument, NULL, CBW_OPT_COW },
+		{ "cow-file", required_argument, NULL, CBW_OPT_COW_FILE },
+		{ "cow-thin", required_argument, NULL, CBW_OPT_COW_THIN },
 		{ "chunk", required_argument, NULL, CBW_OPT_CHUNK },
 		{ "bitmap", required_argument, NULL, CBW_OPT_BITMAP },
 		{ "access", required_argument, NULL, CBW_OPT_ACCESS },
@@ -717,12 +754,14 @@ static int cbw_stop_core(const struct cbw_dev *dev, const struct cbw_target *t,
 	r = cbw_ctl_snapshot_info(dev, s);
 	if (r)
 		return cbw_device_error(r, dev);
-	if (!*had_cow)
-		return 0;
-	r = cbw_load_table(dev, t, &a, DM_CBW_NO_COW, a.chunk_sectors, NULL);
-	if (!r)
-		r = cbw_swap_table(dev, false);
-	return r;
+	if (*had_cow) {
+		r = cbw_load_table(dev, t, &a, DM_CBW_NO_COW, a.chunk_sectors,
+				   NULL);
+		if (!r)
+			r = cbw_swap_table(dev, false);
+	}
+	/* No table uses a COW device that cbwctl made any more. */
+	return r ? r : cbw_cow_release(dev);
 }
 
 static int cbw_stop(const struct cbw_dev *dev, const struct cbw_target *t,
@@ -954,7 +993,7 @@ const struct cbw_cmd cbw_snapshot_cmds[] = {
 	{
 		.group = "snapshot", .name = "start",
 		.params = { "DEV" }, .min_args = 1, .max_args = 1,
-		.synopsis = "--cow COWDEV [--chunk SIZE] [--bitmap NAME] [--on-cbw-error POLICY] [--cbw-timeout MS] [--access NAME [--access-rw]]",
+		.synopsis = "--cow COWDEV|--cow-file PATH|--cow-thin VG/POOL [--chunk SIZE] [--bitmap NAME] [--on-cbw-error POLICY] [--cbw-timeout MS] [--access NAME [--access-rw]]",
 		.summary = "Start a copy-before-write snapshot of a cbw device.",
 		.help =
 		"Loads a cbw table naming COWDEV, suspends the device (freezing a\n"
@@ -964,7 +1003,15 @@ const struct cbw_cmd cbw_snapshot_cmds[] = {
 		"Options:\n"
 		"  --cow COWDEV        device the old data is copied to: a path, a\n"
 		"                      device-mapper name, a /dev name or MAJOR:MINOR;\n"
-		"                      at least as large as DEV (required)\n"
+		"                      at least as large as DEV (this, --cow-file or\n"
+		"                      --cow-thin is required)\n"
+		"  --cow-file PATH     create PATH, a sparse file of DEV's size on\n"
+		"                      another file system, and use it through a loop\n"
+		"                      device; PATH must not exist\n"
+		"  --cow-thin VG/POOL  create the thin LV VG/cbw-cow-NAME of DEV's\n"
+		"                      size in that thin pool and use it\n"
+		"                      (cbwctl removes the file, loop device or LV\n"
+		"                      when the snapshot ends or fails to start)\n"
 		"  --chunk SIZE        copy granularity: a power of 2 from 4K to 1G\n"
 		"                      (default 64K)\n"
 		"  --bitmap NAME       only the chunks dirty in this bitmap at the\n"
@@ -993,7 +1040,8 @@ const struct cbw_cmd cbw_snapshot_cmds[] = {
 		.help =
 		"Removes every cbw-access device of DEV, then loads a cbw table\n"
 		"without a COW device and swaps it in (without freezing).  The\n"
-		"dirty bitmaps stay.\n\n"
+		"dirty bitmaps stay.  A COW file and its loop device, or a thin\n"
+		"LV, that --cow-file or --cow-thin made is removed.\n\n"
 		"Options:\n"
 		"  --keep-access       leave the access devices (their reads fail\n"
 		"                      from now on)\n",
@@ -1007,12 +1055,15 @@ const struct cbw_cmd cbw_snapshot_cmds[] = {
 		"State (none, active, broken), error, chunk size and chunk counts\n"
 		"(total, to copy, copied, accessible), copies in flight, failed\n"
 		"and timed out, the COW device, the snapshot bitmap, the error\n"
-		"policy, the copy timeout and the access devices.  With --json:\n"
+		"policy, the copy timeout, the COW device cbwctl made (--cow-file,\n"
+		"--cow-thin) and the access devices.  With --json:\n"
 		"{\"device\", \"state\", \"error\", \"chunk_size\", \"chunks_total\",\n"
 		"\"chunks_to_copy\", \"chunks_copied\", \"chunks_accessible\",\n"
 		"\"copies_in_flight\", \"copies_failed\", \"copies_timed_out\",\n"
 		"\"cow\", \"bitmap\", \"on_cbw_error\", \"cbw_timeout_ms\",\n"
-		"\"access_devices\"}.\n",
+		"\"access_devices\"}, and \"cow_made\" ({\"kind\": \"file\", \"path\",\n"
+		"\"loop\"} or {\"kind\": \"thin\", \"lv\", \"pool\"}) before\n"
+		"\"access_devices\" when cbwctl made the COW device.\n",
 		.run = cbw_snapshot_info,
 	},
 	{

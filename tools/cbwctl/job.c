@@ -20,7 +20,7 @@
 
 #define CBW_RUN_DIR_DEFAULT	"/run/dm-cbw"
 
-static const char *cbw_run_dir(void)
+const char *cbw_run_dir(void)
 {
 	const char *dir = getenv("CBW_RUN_DIR");
 

@@ -116,6 +116,7 @@ static void cbw_print_help(void)
 	cbw_print_cmd_list(cbw_metadata_cmds);
 	printf("\nLive device-mapper devices:\n");
 	cbw_print_cmd_list(cbw_attach_cmds);
+	cbw_print_cmd_entry(&cbw_lvextend_cmd);
 	printf("\nOther commands:\n");
 	cbw_print_cmd_list(cbw_other_cmds);
 	printf("  cbwctl help [COMMAND [SUBCOMMAND]]\n"
@@ -393,6 +394,8 @@ static const struct cbw_cmd *cbw_find_top_cmd(const char *name)
 		return &cbw_backup_cmd;
 	if (!strcmp(name, cbw_restore_cmd.name))
 		return &cbw_restore_cmd;
+	if (!strcmp(name, cbw_lvextend_cmd.name))
+		return &cbw_lvextend_cmd;
 	return cbw_find_cmd(cbw_attach_cmds, name);
 }
 
