@@ -6,6 +6,7 @@
 #   make check        install what is missing, build, run every selftest in a VM
 #                     on the machine's kernel (6.1), then a smoke subset on 7.3,
 #                     then the suite as a kselftest target (check-kselftest),
+#                     then 20 power cuts of the VM (tools/vm/crash-test),
 #                     then make demo in a fresh clone of HEAD (check-fresh)
 #   make check KERNEL=NAME
 #                     the selftests on one kernel of the matrix: 6.1, 6.12, 7.3
@@ -64,7 +65,7 @@ selftests:
 # Without KERNEL, also the README's quick start in a fresh clone.
 check: deps
 	@status=0; \
-	$(KERNEL_CHECK) $(if $(KERNEL),$(KERNEL),6.1 7.3:smoke 6.1:kselftest) || status=1; \
+	$(KERNEL_CHECK) $(if $(KERNEL),$(KERNEL),6.1 7.3:smoke 6.1:kselftest 6.1:crash) || status=1; \
 	$(if $(KERNEL),,$(CURDIR)/tools/fresh-clone-check || status=1;) \
 	exit $$status
 

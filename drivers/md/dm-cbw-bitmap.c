@@ -161,6 +161,7 @@ static int cbw_bitmap_make_persistent(struct cbw_device *dev,
 	bm->changed = &bm->md_changed;
 	/* Its blocks are written at the next writeback, zero. */
 	set_bit(0, bm->changed);
+	WRITE_ONCE(dev->metadata->intent_on, true);
 	return 0;
 }
 
@@ -205,6 +206,8 @@ int cbw_bitmap_add(struct cbw_device *dev, const char *name,
 		r = cbw_bitmap_make_persistent(dev, bm);
 	if (!r)
 		cbw_bitmap_insert(dev, bm);
+	if (!r && bm->persistent)
+		cbw_metadata_sync_locked(dev);
 	mutex_unlock(&dev->bitmaps_lock);
 	if (r)
 		cbw_bitmap_free(bm);
@@ -540,24 +543,6 @@ static unsigned long cbw_bitmap_word(struct cbw_dirty_bitmap *bm, u64 w)
 	if (!bm || w >= (u64)bm->nr_pages * CBW_LONGS_PER_PAGE)
 		return 0;
 	return READ_ONCE(bm->pages[w / CBW_LONGS_PER_PAGE][w % CBW_LONGS_PER_PAGE]);
-}
-
-static void cbw_put_le_word(void *bits, unsigned int k, unsigned long word)
-{
-#if BITS_PER_LONG == 64
-	((__le64 *)bits)[k] = cpu_to_le64(word);
-#else
-	((__le32 *)bits)[k] = cpu_to_le32(word);
-#endif
-}
-
-static unsigned long cbw_get_le_word(const void *bits, unsigned int k)
-{
-#if BITS_PER_LONG == 64
-	return le64_to_cpu(((const __le64 *)bits)[k]);
-#else
-	return le32_to_cpu(((const __le32 *)bits)[k]);
-#endif
 }
 
 /*

@@ -102,6 +102,28 @@ static int cbw_ctl_version(void __user *uarg)
 	return cbw_ctl_copy_out(uarg, &v, sizeof(v));
 }
 
+/* A persistent bitmap's removal is on the metadata device on return. */
+static void cbw_ctl_bitmap_remove(struct cbw_device *dev,
+				  struct cbw_dirty_bitmap *bm)
+{
+	bool persistent = bm->persistent;
+
+	cbw_bitmap_remove(dev, bm);
+	if (persistent) {
+		cbw_metadata_update_gate(dev);
+		cbw_metadata_sync_locked(dev);
+	}
+}
+
+/* So is its new generation after a clear. */
+static void cbw_ctl_bitmap_clear(struct cbw_device *dev,
+				 struct cbw_dirty_bitmap *bm)
+{
+	cbw_bitmap_reset(bm);
+	if (bm->persistent)
+		cbw_metadata_sync_locked(dev);
+}
+
 /* Add, remove, clear, enable, disable or thaw one bitmap. */
 static int cbw_ctl_bitmap_do(struct cbw_device *dev, unsigned int nr,
 			     struct dm_cbw_bitmap_cmd *cmd)
@@ -124,9 +146,9 @@ static int cbw_ctl_bitmap_do(struct cbw_device *dev, unsigned int nr,
 	else if (bm->busy)
 		r = -EBUSY;
 	else if (nr == DM_CBW_BITMAP_REMOVE_CMD)
-		cbw_bitmap_remove(dev, bm);
+		cbw_ctl_bitmap_remove(dev, bm);
 	else if (nr == DM_CBW_BITMAP_CLEAR_CMD)
-		cbw_bitmap_reset(bm);
+		cbw_ctl_bitmap_clear(dev, bm);
 	else if (bm->inconsistent)
 		r = -EUCLEAN;	/* only remove and clear */
 	else

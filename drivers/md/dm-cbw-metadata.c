@@ -36,7 +36,7 @@
 static LIST_HEAD(cbw_metadata_list);
 /* Attaches and detaches, and the list. */
 static DEFINE_MUTEX(cbw_metadata_lock);
-static struct workqueue_struct *cbw_metadata_wq;
+struct workqueue_struct *cbw_metadata_wq;
 
 static_assert(sizeof(struct dm_cbw_md_superblock) <= DM_CBW_MD_BLOCK_SIZE);
 static_assert(sizeof(struct dm_cbw_md_directory) <= DM_CBW_MD_BLOCK_SIZE);
@@ -256,6 +256,9 @@ static int cbw_md_read_intent(struct cbw_metadata *md, char **error)
 		}
 		valid = cbw_md_block_valid(data, DM_CBW_MD_INTENT_BLOCK + i,
 					   DM_CBW_MD_TYPE_INTENT);
+		if (valid)
+			cbw_intent_load_block(md, i, data +
+					      sizeof(struct dm_cbw_md_header));
 		dm_bufio_release(b);
 		if (!valid) {
 			*error = "Metadata intent area is corrupt";
@@ -312,6 +315,11 @@ struct cbw_metadata *cbw_metadata_open(struct block_device *bdev,
 	r = cbw_md_read_directory(md, error);
 	if (r)
 		goto bad;
+	r = cbw_intent_alloc(md);
+	if (r) {
+		*error = "Cannot allocate the write-intent state";
+		goto bad;
+	}
 	r = cbw_md_read_intent(md, error);
 	if (r)
 		goto bad;
@@ -326,6 +334,7 @@ void cbw_metadata_close(struct cbw_metadata *md)
 {
 	if (md->bufio)
 		dm_bufio_client_destroy(md->bufio);
+	cbw_intent_free(md);
 	kfree(md->block);
 	kfree(md);
 }
@@ -346,17 +355,19 @@ static void cbw_md_seal(void *block, u32 type, u64 blocknr)
 }
 
 /*
- * Seal md->block as block @blocknr and put it in the cache, dirty if it
+ * Seal @block as block @blocknr and put it in the cache, dirty if it
  * differs from what is there: only changed blocks are written.  A block
  * that is not cached is not read first, since all of it is replaced.
+ * Under intent_lock once the device is attached.
  */
-static int cbw_md_put_block(struct cbw_metadata *md, u64 blocknr, u32 type)
+int cbw_md_put_block(struct cbw_metadata *md, void *block, u64 blocknr,
+		     u32 type)
 {
 	struct dm_buffer *b;
 	bool fresh = false;
 	void *data;
 
-	cbw_md_seal(md->block, type, blocknr);
+	cbw_md_seal(block, type, blocknr);
 	data = dm_bufio_get(md->bufio, blocknr, &b);
 	if (!data) {
 		data = dm_bufio_new(md->bufio, blocknr, &b);
@@ -364,11 +375,11 @@ static int cbw_md_put_block(struct cbw_metadata *md, u64 blocknr, u32 type)
 	}
 	if (IS_ERR(data))
 		return PTR_ERR(data);
-	if (!fresh && !memcmp(data, md->block, DM_CBW_MD_BLOCK_SIZE)) {
+	if (!fresh && !memcmp(data, block, DM_CBW_MD_BLOCK_SIZE)) {
 		dm_bufio_release(b);
 		return 0;
 	}
-	memcpy(data, md->block, DM_CBW_MD_BLOCK_SIZE);
+	memcpy(data, block, DM_CBW_MD_BLOCK_SIZE);
 	dm_bufio_mark_buffer_dirty(b);
 	dm_bufio_release(b);
 	md->dirtied = true;
@@ -385,7 +396,7 @@ static int cbw_md_put_bitmap(struct cbw_metadata *md, struct cbw_device *dev,
 		memset(md->block, 0, sizeof(struct dm_cbw_md_header));
 		cbw_bitmap_get_block(dev, bm, i, md->block +
 				     sizeof(struct dm_cbw_md_header));
-		r = cbw_md_put_block(md, bm->md_first_block + i,
+		r = cbw_md_put_block(md, md->block, bm->md_first_block + i,
 				     DM_CBW_MD_TYPE_BITMAP);
 		if (r)
 			return r;
@@ -435,8 +446,36 @@ static int cbw_md_put_directory(struct cbw_metadata *md,
 		e->nr_blocks = cpu_to_le64(bm->md_nr_blocks);
 		e->flags = cpu_to_le32(cbw_md_entry_flags(dev, bm));
 	}
-	return cbw_md_put_block(md, DM_CBW_MD_DIRECTORY_BLOCK,
+	return cbw_md_put_block(md, md->block, DM_CBW_MD_DIRECTORY_BLOCK,
 				DM_CBW_MD_TYPE_DIRECTORY);
+}
+
+/*
+ * The dirty blocks, on the media: dm_bufio_write_dirty_buffers() ends
+ * with a flush (6.1 to 7.3).  Nothing is written when nothing changed.
+ */
+int cbw_md_write_dirty(struct cbw_metadata *md)
+{
+	int r;
+
+	if (!md->dirtied)
+		return 0;
+	r = dm_bufio_write_dirty_buffers(md->bufio);
+	if (!r)
+		md->dirtied = false;
+	return r;
+}
+
+/*
+ * A write failed: the cache may now hold blocks that are not on the
+ * media, and a block equal to its cached copy is not written again.
+ * Forget the cache (dm-bufio keeps the dirty buffers) and write every
+ * bitmap at the next writeback.
+ */
+void cbw_md_write_failed(struct cbw_metadata *md)
+{
+	dm_bufio_forget_buffers(md->bufio, 0, md->nr_blocks);
+	md->rewrite_all = true;
 }
 
 /*
@@ -451,12 +490,9 @@ static int cbw_md_commit(struct cbw_metadata *md, u32 flags)
 	bool changed;
 	int r;
 
-	if (md->dirtied) {
-		r = dm_bufio_write_dirty_buffers(md->bufio);
-		if (r)
-			return r;
-		md->dirtied = false;
-	}
+	r = cbw_md_write_dirty(md);
+	if (r)
+		return r;
 	sb = dm_bufio_read(md->bufio, DM_CBW_MD_SUPERBLOCK_BLOCK, &b);
 	if (IS_ERR(sb))
 		return PTR_ERR(sb);
@@ -471,17 +507,13 @@ static int cbw_md_commit(struct cbw_metadata *md, u32 flags)
 	return changed ? dm_bufio_write_dirty_buffers(md->bufio) : 0;
 }
 
-/*
- * Under bitmaps_lock: write the bitmaps that changed (@all: every one),
- * then the directory, and set the superblock's @flags, all flushed.
- */
-static int cbw_md_writeback_locked(struct cbw_device *dev, bool all, u32 flags)
+/* The bitmaps that changed (@all: every one), into the cache. */
+static int cbw_md_put_bitmaps(struct cbw_device *dev, bool all)
 {
 	struct cbw_metadata *md = dev->metadata;
 	struct cbw_dirty_bitmap *bm;
-	int r = 0;
+	int r;
 
-	lockdep_assert_held(&dev->bitmaps_lock);
 	list_for_each_entry(bm, &dev->bitmaps, node) {
 		if (!bm->persistent ||
 		    (!test_and_clear_bit(0, &bm->md_changed) && !all))
@@ -489,17 +521,58 @@ static int cbw_md_writeback_locked(struct cbw_device *dev, bool all, u32 flags)
 		r = cbw_md_put_bitmap(md, dev, bm);
 		if (r) {
 			set_bit(0, &bm->md_changed);
-			break;
+			return r;
 		}
 	}
+	return cbw_md_put_directory(md, dev, &dev->bitmaps);
+}
+
+/*
+ * A checkpoint, under bitmaps_lock: write the bitmaps that changed (@all:
+ * every one) and the directory, flushed; only then clear the intent bits
+ * of the idle regions (all of them when @flags says clean), flushed; and
+ * set the superblock's @flags.
+ */
+static int cbw_md_writeback_locked(struct cbw_device *dev, bool all, u32 flags)
+{
+	struct cbw_metadata *md = dev->metadata;
+	int r;
+
+	lockdep_assert_held(&dev->bitmaps_lock);
+	mutex_lock(&md->intent_lock);
+	cbw_intent_pick_idle(md, !(flags & DM_CBW_MD_IN_USE));
+	all |= md->rewrite_all;
+	r = cbw_md_put_bitmaps(dev, all);
 	if (!r)
-		r = cbw_md_put_directory(md, dev, &dev->bitmaps);
+		r = cbw_md_write_dirty(md);
+	if (r) {
+		cbw_intent_keep_idle(md);
+	} else {
+		if (all)
+			md->rewrite_all = false;
+		r = cbw_intent_clear_idle(md);
+	}
 	if (!r)
 		r = cbw_md_commit(md, flags);
+	if (r)
+		cbw_md_write_failed(md);
+	mutex_unlock(&md->intent_lock);
 	if (r && r != md->error)
 		DMERR("metadata writeback failed: %d", r);
 	md->error = r;
 	return r;
+}
+
+/*
+ * Under bitmaps_lock: a persistent bitmap was added, removed or cleared;
+ * the change is on the media when the command returns, unless the device
+ * is suspended (then at the first writeback after the resume).
+ */
+void cbw_metadata_sync_locked(struct cbw_device *dev)
+{
+	lockdep_assert_held(&dev->bitmaps_lock);
+	if (dev->metadata && dev->metadata->writeback_armed)
+		cbw_md_writeback_locked(dev, false, DM_CBW_MD_IN_USE);
 }
 
 /* Write back what changed (a suspend, a table without periodic work). */
@@ -555,8 +628,10 @@ void cbw_metadata_stop_writeback(struct cbw_device *dev)
 	if (md)
 		md->writeback_armed = false;
 	mutex_unlock(&dev->bitmaps_lock);
-	if (md)
+	if (md) {
 		cancel_delayed_work_sync(&md->writeback_work);
+		cbw_intent_quiesce(md);
+	}
 }
 
 /*
@@ -564,6 +639,23 @@ void cbw_metadata_stop_writeback(struct cbw_device *dev)
  * Persistent bitmaps
  *--------------------------------------------------------------
  */
+/*
+ * Under bitmaps_lock, after a persistent bitmap came or went: writes pass
+ * the write-intent log while the device has one.
+ */
+void cbw_metadata_update_gate(struct cbw_device *dev)
+{
+	struct cbw_dirty_bitmap *bm;
+	bool any = false;
+
+	lockdep_assert_held(&dev->bitmaps_lock);
+	if (!dev->metadata)
+		return;
+	list_for_each_entry(bm, &dev->bitmaps, node)
+		any |= bm->persistent;
+	WRITE_ONCE(dev->metadata->intent_on, any);
+}
+
 /*
  * A generation: random, so that none is ever handed out twice, and below
  * 2^53, so that JSON readers that use doubles keep it exact.
@@ -668,7 +760,10 @@ static bool cbw_md_read_bits(struct cbw_metadata *md,
 
 /*
  * A bitmap of the directory, with its bits.  One whose blocks fail their
- * checksum, or any after an unclean shutdown, loads inconsistent.
+ * checksum loads inconsistent.  After an unclean shutdown, the regions
+ * marked in the intent area are set dirty in every other one, enabled or
+ * not: the last writes may be missing from its blocks, never from those
+ * regions.
  */
 static struct cbw_dirty_bitmap *
 cbw_md_load_bitmap(struct cbw_metadata *md, unsigned int slot,
@@ -690,10 +785,12 @@ cbw_md_load_bitmap(struct cbw_metadata *md, unsigned int slot,
 	bm->enabled = flags & DM_CBW_MD_BITMAP_ENABLED;
 	if (flags & DM_CBW_MD_BITMAP_INCONSISTENT)
 		cbw_md_make_inconsistent(bm, true);
-	else if (md->in_use || !cbw_md_read_bits(md, bm))
+	else if (!cbw_md_read_bits(md, bm))
 		cbw_md_make_inconsistent(bm, false);
 	else
 		bm->recording = bm->enabled;
+	if (md->in_use && !bm->inconsistent)
+		cbw_intent_mark_bitmap(md, bm);
 	return bm;
 }
 
@@ -794,8 +891,9 @@ static int cbw_md_join(struct cbw_device *dev, struct cbw_metadata *md,
 		list_del(&bm->node);
 		cbw_bitmap_insert(dev, bm);
 	}
-	dev->metadata = md;
 	md->dev = dev;
+	dev->metadata = md;
+	cbw_metadata_update_gate(dev);
 out:
 	mutex_unlock(&dev->bitmaps_lock);
 	return r;
@@ -816,6 +914,10 @@ int cbw_metadata_attach(struct cbw_device *dev, struct block_device *bdev,
 	if (dev->metadata) {
 		if (dev->metadata->bdev != bdev) {
 			*error = "The device already has another metadata device";
+			r = -EINVAL;
+		} else if (dev->metadata->origin_sectors != origin_sectors) {
+			/* Its write-intent log covers that origin only. */
+			*error = "Metadata device belongs to another origin";
 			r = -EINVAL;
 		}
 		goto out;
@@ -861,7 +963,7 @@ void cbw_metadata_detach(struct cbw_device *dev)
 	cbw_metadata_stop_writeback(dev);
 	mutex_lock(&dev->bitmaps_lock);
 	if (cbw_md_writeback_locked(dev, true, 0))
-		DMERR("metadata device %pg left in use: its bitmaps will load inconsistent",
+		DMERR("metadata device %pg left in use: the next load marks its intent regions",
 		      md->bdev);
 	list_for_each_entry(bm, &dev->bitmaps, node)
 		bm->persistent = false;

@@ -638,6 +638,7 @@ static int cbw_map(struct dm_target *ti, struct bio *bio)
 {
 	struct cbw_bio *cb = cbw_bio_data(bio);
 	struct cbw_c *c = ti->private;
+	struct cbw_metadata *md;
 
 	memset(cb, 0, sizeof(*cb));
 	bio_set_dev(bio, c->origin->bdev);
@@ -649,6 +650,11 @@ static int cbw_map(struct dm_target *ti, struct bio *bio)
 		return DM_MAPIO_REMAPPED;
 	cb->sector = bio->bi_iter.bi_sector;
 	cb->nr_sectors = bio_sectors(bio);
+	cb->snap = c->snap;
+	md = READ_ONCE(c->dev->metadata);
+	if (md && READ_ONCE(md->intent_on) &&
+	    !cbw_intent_gate(md, bio, cb->sector, cb->nr_sectors))
+		return DM_MAPIO_SUBMITTED;
 	if (!c->snap)
 		return DM_MAPIO_REMAPPED;
 	return cbw_copy_map_write(c->snap, bio);
@@ -668,6 +674,9 @@ static int cbw_end_io(struct dm_target *ti, struct bio *bio,
 
 	if (cb->nr_sectors)
 		cbw_bitmaps_mark_write(c->dev, cb->sector, cb->nr_sectors);
+	/* The metadata device stays while a table that names it is live. */
+	if (cb->intent_held)
+		cbw_intent_end(c->dev->metadata, bio);
 	return DM_ENDIO_DONE;
 }
 

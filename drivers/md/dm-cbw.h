@@ -87,6 +87,11 @@ struct cbw_device {
 struct cbw_bio {
 	sector_t sector;
 	sector_t nr_sectors;		/* 0: marks nothing */
+	struct cbw_snapshot *snap;	/* the write's snapshot, or NULL */
+	/* Regions of the write-intent log it is counted in, if held. */
+	unsigned long intent_first;
+	unsigned long intent_last;
+	bool intent_held;
 	unsigned long wait_start;	/* jiffies: it first waited for a copy */
 	bool waited;			/* wait_start is set */
 	unsigned int nr_copies;		/* copy jobs it owns */
@@ -355,7 +360,28 @@ struct cbw_metadata {
 	bool in_use;			/* the superblock says in use */
 	void *block;			/* a block being built */
 	bool dirtied;			/* buffers were dirtied since the commit */
+	bool rewrite_all;		/* a write failed: write every bitmap */
 	int error;			/* of the last writeback */
+
+	/*
+	 * Write-intent log (dm-cbw-intent.c), one bit per region.  The
+	 * bitmaps are changed under intent_lock, except durable (cleared
+	 * only under it, set by commits) and touched (set by writes).
+	 */
+	bool intent_on;			/* writes wait for their intent bits */
+	unsigned int region_shift;	/* log2 of region_sectors */
+	unsigned long nr_regions;
+	unsigned long *wanted;		/* the intent area as it is to be */
+	unsigned long *durable;		/* on the media: writes pass */
+	unsigned long *touched;		/* written since the last checkpoint */
+	unsigned long *idle;		/* a checkpoint clears these */
+	unsigned long *intent_dirty;	/* intent blocks to put in the cache */
+	atomic_t *inflight;		/* writes in flight per bucket */
+	void *intent_block;		/* an intent block being built */
+	struct mutex intent_lock;	/* commits, checkpoints, the cache */
+	spinlock_t park_lock;		/* parked */
+	struct bio_list parked;		/* writes waiting for a commit */
+	struct work_struct commit_work;
 
 	/* Periodic writeback, while a table that names it is live. */
 	struct delayed_work writeback_work;
@@ -363,6 +389,13 @@ struct cbw_metadata {
 };
 
 /* dm-cbw-metadata.c */
+extern struct workqueue_struct *cbw_metadata_wq;
+int cbw_md_put_block(struct cbw_metadata *md, void *block, u64 blocknr,
+		     u32 type);
+int cbw_md_write_dirty(struct cbw_metadata *md);
+void cbw_md_write_failed(struct cbw_metadata *md);
+void cbw_metadata_update_gate(struct cbw_device *dev);
+void cbw_metadata_sync_locked(struct cbw_device *dev);
 struct cbw_metadata *cbw_metadata_open(struct block_device *bdev,
 				       sector_t origin_sectors, char **error);
 void cbw_metadata_close(struct cbw_metadata *md);
@@ -376,6 +409,42 @@ int cbw_metadata_place(struct cbw_device *dev, struct cbw_dirty_bitmap *bm);
 u64 cbw_metadata_new_generation(void);
 int cbw_metadata_init(void);
 void cbw_metadata_exit(void);
+
+/* dm-cbw-intent.c */
+int cbw_intent_alloc(struct cbw_metadata *md);
+void cbw_intent_free(struct cbw_metadata *md);
+void cbw_intent_load_block(struct cbw_metadata *md, u64 index,
+			   const void *bits);
+void cbw_intent_mark_bitmap(struct cbw_metadata *md,
+			    struct cbw_dirty_bitmap *bm);
+bool cbw_intent_gate(struct cbw_metadata *md, struct bio *bio,
+		     sector_t sector, sector_t nr_sectors);
+void cbw_intent_end(struct cbw_metadata *md, struct bio *bio);
+void cbw_intent_commit_work(struct work_struct *work);
+void cbw_intent_pick_idle(struct cbw_metadata *md, bool clean);
+void cbw_intent_keep_idle(struct cbw_metadata *md);
+int cbw_intent_clear_idle(struct cbw_metadata *md);
+void cbw_intent_quiesce(struct cbw_metadata *md);
+
+/* Word @k of little-endian on-disk bits, as dm-cbw's bitmaps hold them. */
+static inline void cbw_put_le_word(void *bits, unsigned int k,
+				   unsigned long word)
+{
+#if BITS_PER_LONG == 64
+	((__le64 *)bits)[k] = cpu_to_le64(word);
+#else
+	((__le32 *)bits)[k] = cpu_to_le32(word);
+#endif
+}
+
+static inline unsigned long cbw_get_le_word(const void *bits, unsigned int k)
+{
+#if BITS_PER_LONG == 64
+	return le64_to_cpu(((const __le64 *)bits)[k]);
+#else
+	return le32_to_cpu(((const __le32 *)bits)[k]);
+#endif
+}
 
 /* dm-cbw-ctl.c */
 int cbw_ctl_init(void);

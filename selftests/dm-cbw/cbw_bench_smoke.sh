@@ -66,13 +66,14 @@ for w in ('a.randwrite4k.qd32', 'b.first-touch.4k.qd32.j4',
           'e.seqread1m.scattered.4k', 'e.randread4k.copied.64k.qd32',
           'f.randwrite4k.qd32.j4', 'h.randwrite4k.qd32.j4',
           'h.reader1m.qd1.j1', 'i.randwrite4k.qd1.j4', 'i.reader1m.qd32.j1',
-          'j.write1g', 'j.discard1g'):
+          'j.write1g', 'j.discard1g', 'p.randwrite4k', 'p.newregion4k',
+          'p.seqwrite1g'):
     if w not in ids:
         bad.append('no workload %s' % w)
 for w in doc['workloads']:
     # (a) has no dm-snapshot counterpart: tracking only, no snapshot; nor
     # has (j)'s discard if dm-snapshot's origin does not pass discards on.
-    targets = ('linear', 'cbw') if w['id'].startswith('a.') or \
+    targets = ('linear', 'cbw') if w['id'][:2] in ('a.', 'p.') or \
         w['id'] == 'j.discard1g' else ('linear', 'snapshot', 'cbw')
     for t in targets:
         m = w['results'].get(t)
@@ -102,6 +103,8 @@ g = doc.get('memory', {})
 for k in ('bitmap_per_tib', 'snapshot_per_tib'):
     if not isinstance(g.get(k), int):
         bad.append('memory: no %s' % k)
+if not doc.get('extra', {}).get('p_checkpoint_ms'):
+    bad.append('no checkpoint time of (p)')
 if not doc.get('machine', {}).get('kernel'):
     bad.append('no machine description')
 print('\n'.join(bad))
@@ -137,9 +140,9 @@ targets_listed()
 import json, sys
 t = json.load(open(sys.argv[1]))["targets"]
 names = sorted(set(x["target"] for x in t))
-sys.exit(0 if names == list("abcdefghij") else "targets: %s" % names)' "$1"
+sys.exit(0 if names == list("abcdefghijp") else "targets: %s" % names)' "$1"
 }
-cbw_check "summary.json judges the targets (a) to (j)" targets_listed "$out/summary.json"
+cbw_check "summary.json judges the targets (a) to (j) and (p)" targets_listed "$out/summary.json"
 # shellcheck disable=SC2317 # run through cbw_check
 is_png()
 {

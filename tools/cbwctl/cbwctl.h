@@ -496,6 +496,7 @@ int cbw_img_decode_block(const uint8_t buf[CBW_IMG_BLOCK_SIZE],
 struct cbw_tab_bitmap {
 	char name[DM_CBW_NAME_LEN];
 	uint64_t granularity;
+	bool persistent;		/* on the metadata device */
 };
 
 /* One line of a cbwtab: a device, or the error that makes it unusable. */
@@ -503,6 +504,7 @@ struct cbw_tab_entry {
 	unsigned int line;
 	char name[CBW_DM_NAME_LEN];
 	char origin[1024];		/* an absolute path or TAG=value */
+	char metadata[1024];		/* the same, or empty: none */
 	uint64_t chunk;			/* bytes */
 	bool noauto;
 	bool nofail;

@@ -4,9 +4,10 @@
  * (see tab.c), at boot or by hand.
  *
  * "tab start" creates each device with a tracking-only cbw table over the
- * whole origin and the DM UUID "CBW-NAME", then adds its dirty bitmaps; a
- * device that already has the same origin, length and chunk size is left
- * alone, so that start can run again.  "tab stop" removes devices that are
+ * whole origin (and the line's metadata device) and the DM UUID
+ * "CBW-NAME", then adds its dirty bitmaps; a device that already has the
+ * same origin, length, chunk size and metadata device is left alone, so
+ * that start can run again.  "tab stop" removes devices that are
  * not in use.  The systemd units that run them at boot are written by
  * "tab generate" (tab_units.c).
  */
@@ -137,6 +138,10 @@ struct cbw_tab_origin {
 	uint32_t major;
 	uint32_t minor;
 	uint64_t sectors;
+	/* The metadata device, if the line names one. */
+	bool metadata;
+	uint32_t md_major;
+	uint32_t md_minor;
 };
 
 static bool cbw_is_dm_devno(uint32_t major, uint32_t minor)
@@ -192,16 +197,16 @@ static int cbw_tab_sysfs_size(struct cbw_tab_origin *o)
 	return 0;
 }
 
-/* The device node of @e's origin; TAG=value is looked up with blkid. */
-static int cbw_tab_origin_path(const struct cbw_tab_entry *e, char **path)
+/* The device node of @spec; TAG=value is looked up with blkid. */
+static int cbw_tab_spec_path(const char *spec, char **path)
 {
 	const char *value;
 
-	if (!cbw_tab_tag_dir(e->origin, &value)) {
-		*path = strdup(e->origin);
+	if (!cbw_tab_tag_dir(spec, &value)) {
+		*path = strdup(spec);
 		return *path ? 0 : -ENOMEM;
 	}
-	*path = blkid_evaluate_tag(e->origin, NULL, NULL);
+	*path = blkid_evaluate_tag(spec, NULL, NULL);
 	return *path ? 0 : -ENOENT;
 }
 
@@ -209,9 +214,34 @@ static int cbw_tab_origin_path(const struct cbw_tab_entry *e, char **path)
 static int cbw_tab_origin_devno(const struct cbw_tab_entry *e,
 				struct cbw_tab_origin *o, char **path)
 {
-	int r = cbw_tab_origin_path(e, path);
+	int r = cbw_tab_spec_path(e->origin, path);
 
 	return r ? r : cbw_devno_of_path(*path, &o->major, &o->minor);
+}
+
+/* The metadata device of @e, if it names one, as a device number. */
+static int cbw_tab_find_metadata(struct cbw_tab_report *rep,
+				 struct cbw_tab_result *res,
+				 const struct cbw_tab_entry *e,
+				 struct cbw_tab_origin *o)
+{
+	char *path = NULL;
+	int r;
+
+	o->metadata = e->metadata[0];
+	if (!o->metadata)
+		return 0;
+	r = cbw_tab_spec_path(e->metadata, &path);
+	if (!r)
+		r = cbw_devno_of_path(path, &o->md_major, &o->md_minor);
+	if (r == -ENOENT && !path)
+		cbw_tab_fail(rep, res, "no device has %s (see: blkid)",
+			     e->metadata);
+	else if (r)
+		cbw_tab_fail(rep, res, "metadata device %s: %s",
+			     path ? path : e->metadata, strerror(-r));
+	free(path);
+	return r ? CBW_EXIT_FAIL : 0;
 }
 
 /*
@@ -251,28 +281,49 @@ static int cbw_tab_find_origin(struct cbw_tab_report *rep,
 /* tab start                                                           */
 /* ------------------------------------------------------------------ */
 
-/* The table "tab start" creates: tracking only, over the whole origin. */
+/*
+ * The table "tab start" creates: tracking only, over the whole origin,
+ * with the metadata device of the line.
+ */
 static void cbw_tab_target(const struct cbw_tab_entry *e,
 			   const struct cbw_tab_origin *o, struct cbw_target *t,
 			   char *params, size_t len)
 {
+	int n;
+
 	memset(t, 0, sizeof(*t));
 	t->length = o->sectors;
 	snprintf(t->type, sizeof(t->type), "%s", DM_CBW_TARGET_NAME);
-	snprintf(params, len, "%u:%u %s %llu", o->major, o->minor,
-		 DM_CBW_NO_COW, (unsigned long long)(e->chunk / 512));
+	n = snprintf(params, len, "%u:%u %s %llu", o->major, o->minor,
+		     DM_CBW_NO_COW, (unsigned long long)(e->chunk / 512));
+	if (o->metadata)
+		snprintf(params + n, len - n, " 2 metadata_dev %u:%u",
+			 o->md_major, o->md_minor);
 	t->params = params;
+}
+
+/* "metadata_dev M:m" of a table's parameters, or "" without one. */
+static void cbw_tab_metadata_arg(const char *params, char *arg, size_t len)
+{
+	const char *p = strstr(params, " metadata_dev ");
+
+	*arg = '\0';
+	if (p)
+		snprintf(arg, len, "%.*s", (int)strcspn(p + 1 + 13, " ") + 13,
+			 p + 1);
 }
 
 /*
  * The live table of an existing device against the one of @want: the
- * same origin, length and chunk size (a snapshot may be running).
+ * same origin, length, chunk size and metadata device (a snapshot may be
+ * running).
  */
 static bool cbw_tab_same_table(const struct cbw_target *live,
 			       const struct cbw_target *want)
 {
 	unsigned int major, minor, wmajor, wminor;
 	unsigned long long chunk, wchunk;
+	char md[64], wmd[64];
 
 	if (live->nr_targets != 1 || strcmp(live->type, want->type) ||
 	    live->start || live->length != want->length)
@@ -280,7 +331,10 @@ static bool cbw_tab_same_table(const struct cbw_target *live,
 	if (sscanf(live->params, "%u:%u %*s %llu", &major, &minor, &chunk) != 3 ||
 	    sscanf(want->params, "%u:%u %*s %llu", &wmajor, &wminor, &wchunk) != 3)
 		return false;
-	return major == wmajor && minor == wminor && chunk == wchunk;
+	cbw_tab_metadata_arg(live->params, md, sizeof(md));
+	cbw_tab_metadata_arg(want->params, wmd, sizeof(wmd));
+	return major == wmajor && minor == wminor && chunk == wchunk &&
+	       !strcmp(md, wmd);
 }
 
 static int cbw_tab_check_existing(struct cbw_tab_report *rep,
@@ -330,7 +384,11 @@ static int cbw_tab_add_bitmaps(struct cbw_tab_report *rep,
 	for (i = 0; i < e->nr_bitmaps; i++) {
 		b = &e->bitmaps[i];
 		r = cbw_ctl_bitmap(DM_CBW_IOC_BITMAP_ADD, &dev, b->name,
-				   b->granularity, 0);
+				   b->granularity,
+				   b->persistent ? DM_CBW_BITMAP_PERSISTENT : 0);
+		/* Loaded from the metadata device with the table. */
+		if (r == -EEXIST && b->persistent)
+			r = 0;
 		if (r)
 			return cbw_tab_fail(rep, res, "cannot add bitmap '%s': %s",
 					    b->name, strerror(-r));
@@ -370,7 +428,7 @@ static void cbw_tab_start_one(struct cbw_tab_report *rep,
 	struct cbw_tab_origin o;
 	struct cbw_target t;
 	struct cbw_dev dev;
-	char params[128];
+	char params[160];
 	int r;
 
 	if (e->error[0]) {
@@ -378,7 +436,8 @@ static void cbw_tab_start_one(struct cbw_tab_report *rep,
 		return;
 	}
 	res = cbw_tab_result(rep, e->name, e->line);
-	if (cbw_tab_find_origin(rep, res, e, &o))
+	if (cbw_tab_find_origin(rep, res, e, &o) ||
+	    cbw_tab_find_metadata(rep, res, e, &o))
 		return;
 	cbw_tab_target(e, &o, &t, params, sizeof(params));
 	r = cbw_dm_lookup(e->name, &dev);
@@ -650,10 +709,12 @@ const struct cbw_cmd cbw_tab_cmds[] = {
 		.help =
 		"Creates each device named, or of every line without noauto: a\n"
 		"cbw table without a COW device over the whole origin, with the\n"
-		"chunk size of the line and the DM UUID CBW-NAME, then adds the\n"
-		"line's dirty bitmaps (if one cannot be added, the device is\n"
-		"removed again).  A device that exists with the same origin,\n"
-		"length and chunk size is left alone (\"active\"); one with another\n"
+		"chunk size and metadata device of the line and the DM UUID\n"
+		"CBW-NAME, then adds the line's dirty bitmaps (if one cannot be\n"
+		"added, the device is removed again; a persistent one that came\n"
+		"back with the metadata device is kept).  A device that exists\n"
+		"with the same origin, length, chunk size and metadata device is\n"
+		"left alone (\"active\"); one with another\n"
 		"table is an error.  Bad lines are reported as FILE:LINE: and\n"
 		"skipped; the others are still created.\n\n"
 		"Options:\n"

@@ -9,8 +9,8 @@
  *
  * NAME is the device-mapper name, ORIGIN an absolute path or UUID=,
  * PARTUUID=, LABEL=, PARTLABEL= (as blkid shows them), OPTIONS a
- * comma-separated list of chunk=SIZE, bitmap=NAME[:GRANULARITY] (repeated),
- * noauto and nofail.  Blank lines and lines whose first non-blank
+ * comma-separated list of chunk=SIZE, metadata=DEVICE (as ORIGIN),
+ * bitmap=NAME[:GRANULARITY][:persistent] (repeated), noauto and nofail.  Blank lines and lines whose first non-blank
  * character is '#' are ignored.  A bad line is kept with its error, so
  * that the commands report it and go on with the others.
  */
@@ -102,10 +102,14 @@ static int cbw_tab_set_name(struct cbw_tab_entry *e, const char *name)
 	return 0;
 }
 
-/* An absolute path without "." or ".." components; "//" made "/". */
-static int cbw_tab_set_path(struct cbw_tab_entry *e, const char *path)
+/*
+ * The @what (origin, metadata) @path into @dst: an absolute path without
+ * "." or ".." components; "//" made "/".
+ */
+static int cbw_tab_set_path(struct cbw_tab_entry *e, const char *what,
+			    const char *path, char *dst, size_t size)
 {
-	char *out = e->origin, *end = e->origin + sizeof(e->origin) - 1;
+	char *out = dst, *end = dst + size - 1;
 	const char *p = path, *next;
 	size_t len;
 
@@ -115,10 +119,10 @@ static int cbw_tab_set_path(struct cbw_tab_entry *e, const char *path)
 		next = strchrnul(p, '/');
 		len = next - p;
 		if ((len == 1 && *p == '.') || (len == 2 && !strncmp(p, "..", 2)))
-			return cbw_tab_bad(e, "origin '%s' must not have . or .. in it",
-					   path);
+			return cbw_tab_bad(e, "%s '%s' must not have . or .. in it",
+					   what, path);
 		if (len && (size_t)(end - out) < len + 1)
-			return cbw_tab_bad(e, "origin '%s' is too long", path);
+			return cbw_tab_bad(e, "%s '%s' is too long", what, path);
 		if (len) {
 			*out++ = '/';
 			memcpy(out, p, len);
@@ -127,26 +131,42 @@ static int cbw_tab_set_path(struct cbw_tab_entry *e, const char *path)
 		p = next;
 	}
 	*out = '\0';
-	if (out == e->origin)
-		return cbw_tab_bad(e, "origin '%s' is not a device", path);
+	if (out == dst)
+		return cbw_tab_bad(e, "%s '%s' is not a device", what, path);
+	return 0;
+}
+
+/* The @what (origin, metadata) device @spec into @dst. */
+static int cbw_tab_set_device(struct cbw_tab_entry *e, const char *what,
+			      const char *spec, char *dst, size_t size)
+{
+	const char *value;
+
+	if (*spec == '/')
+		return cbw_tab_set_path(e, what, spec, dst, size);
+	if (!cbw_tab_tag_dir(spec, &value))
+		return cbw_tab_bad(e, "%s '%s' must be an absolute path, UUID=, PARTUUID=, LABEL= or PARTLABEL=",
+				   what, spec);
+	if (!*value)
+		return cbw_tab_bad(e, "%s '%s' has no value", what, spec);
+	if (strlen(spec) >= size)
+		return cbw_tab_bad(e, "%s '%s' is too long", what, spec);
+	snprintf(dst, size, "%s", spec);
 	return 0;
 }
 
 static int cbw_tab_set_origin(struct cbw_tab_entry *e, const char *origin)
 {
-	const char *value;
+	return cbw_tab_set_device(e, "origin", origin, e->origin,
+				  sizeof(e->origin));
+}
 
-	if (*origin == '/')
-		return cbw_tab_set_path(e, origin);
-	if (!cbw_tab_tag_dir(origin, &value))
-		return cbw_tab_bad(e, "origin '%s' must be an absolute path, UUID=, PARTUUID=, LABEL= or PARTLABEL=",
-				   origin);
-	if (!*value)
-		return cbw_tab_bad(e, "origin '%s' has no value", origin);
-	if (strlen(origin) >= sizeof(e->origin))
-		return cbw_tab_bad(e, "origin '%s' is too long", origin);
-	snprintf(e->origin, sizeof(e->origin), "%s", origin);
-	return 0;
+static int cbw_tab_set_metadata(struct cbw_tab_entry *e, const char *spec)
+{
+	if (e->metadata[0])
+		return cbw_tab_bad(e, "option metadata is given twice");
+	return cbw_tab_set_device(e, "metadata", spec, e->metadata,
+				  sizeof(e->metadata));
 }
 
 static int cbw_tab_set_chunk(struct cbw_tab_entry *e, const char *value)
@@ -185,15 +205,25 @@ static int cbw_tab_set_granularity(struct cbw_tab_entry *e, const char *value,
 	return 0;
 }
 
-/* "bitmap=NAME[:GRANULARITY]" */
+/* "bitmap=NAME[:GRANULARITY][:persistent]" */
 static int cbw_tab_add_bitmap(struct cbw_tab_entry *e, char *value)
 {
 	struct cbw_tab_bitmap *b = &e->bitmaps[e->nr_bitmaps];
 	char *gran = strchr(value, ':');
+	char *flag = NULL;
 	unsigned int i;
 
-	if (gran)
+	if (gran) {
 		*gran++ = '\0';
+		flag = strchr(gran, ':');
+		if (flag)
+			*flag++ = '\0';
+		else if (!strcmp(gran, "persistent"))
+			flag = gran, gran = NULL;
+	}
+	if (flag && strcmp(flag, "persistent"))
+		return cbw_tab_bad(e, "bitmap '%s': '%s' is not 'persistent'",
+				   value, flag);
 	if (!cbw_tab_bitmap_name_ok(value))
 		return cbw_tab_bad(e, "bitmap name '%s' must be 1 to %d printable ASCII characters, without ':'",
 				   value, DM_CBW_NAME_LEN - 1);
@@ -206,6 +236,7 @@ static int cbw_tab_add_bitmap(struct cbw_tab_entry *e, char *value)
 	if (gran && cbw_tab_set_granularity(e, gran, &b->granularity))
 		return -1;
 	snprintf(b->name, sizeof(b->name), "%s", value);
+	b->persistent = flag;
 	e->nr_bitmaps++;
 	return 0;
 }
@@ -224,6 +255,8 @@ static int cbw_tab_set_option(struct cbw_tab_entry *e, char *opt)
 		return cbw_tab_set_chunk(e, value);
 	else if (!strcmp(opt, "bitmap") && value)
 		return cbw_tab_add_bitmap(e, value);
+	else if (!strcmp(opt, "metadata") && value)
+		return cbw_tab_set_metadata(e, value);
 	else if (!*opt)
 		return cbw_tab_bad(e, "empty option");
 	else
@@ -246,6 +279,7 @@ static int cbw_tab_set_options(struct cbw_tab_entry *e, char *opts)
 static void cbw_tab_parse_line(struct cbw_tab_entry *e, char *line)
 {
 	char *save = NULL, *name, *origin, *opts;
+	unsigned int i;
 
 	name = strtok_r(line, CBW_TAB_BLANKS, &save);
 	origin = strtok_r(NULL, CBW_TAB_BLANKS, &save);
@@ -262,6 +296,12 @@ static void cbw_tab_parse_line(struct cbw_tab_entry *e, char *line)
 	}
 	if (cbw_tab_set_origin(e, origin) || (opts && cbw_tab_set_options(e, opts)))
 		return;
+	for (i = 0; i < e->nr_bitmaps; i++)
+		if (e->bitmaps[i].persistent && !e->metadata[0]) {
+			cbw_tab_bad(e, "bitmap '%s' is persistent: it needs metadata=DEVICE",
+				    e->bitmaps[i].name);
+			return;
+		}
 	if (!e->chunk)
 		e->chunk = CBW_DEFAULT_CHUNK;
 }

@@ -35,6 +35,7 @@
 struct cbw_unit_names {
 	char service[CBW_UNIT_LEN];	/* cbw@NAME.service */
 	char origin[CBW_UNIT_LEN];	/* the origin's .device */
+	char metadata[CBW_UNIT_LEN];	/* the metadata device's, or "" */
 	char dm_device[CBW_UNIT_LEN];	/* dev-mapper-NAME.device */
 	char blockdev[CBW_UNIT_LEN];	/* blockdev@dev-mapper-NAME.target */
 };
@@ -128,23 +129,32 @@ static bool cbw_udev_encode(char *buf, size_t size, const char *s)
 	return true;
 }
 
-/* The names of @e's units; false if one is too long for systemd. */
-static bool cbw_unit_names(const struct cbw_tab_entry *e,
-			   struct cbw_unit_names *u)
+/* The .device unit of the device @spec (a path or TAG=value) into @unit. */
+static bool cbw_unit_device(char *unit, const char *spec)
 {
 	char path[PATH_MAX] = "";
 	const char *dir, *value;
 
-	memset(u, 0, sizeof(*u));
-	dir = cbw_tab_tag_dir(e->origin, &value);
+	dir = cbw_tab_tag_dir(spec, &value);
 	if (dir) {
 		snprintf(path, sizeof(path), "%s", dir);
 		if (!cbw_udev_encode(path, sizeof(path), value))
 			return false;
 	} else {
-		snprintf(path, sizeof(path), "%s", e->origin);
+		snprintf(path, sizeof(path), "%s", spec);
 	}
-	if (!cbw_unit_path(u->origin, path, ".device"))
+	return cbw_unit_path(unit, path, ".device");
+}
+
+/* The names of @e's units; false if one is too long for systemd. */
+static bool cbw_unit_names(const struct cbw_tab_entry *e,
+			   struct cbw_unit_names *u)
+{
+	char path[PATH_MAX];
+
+	memset(u, 0, sizeof(*u));
+	if (!cbw_unit_device(u->origin, e->origin) ||
+	    (e->metadata[0] && !cbw_unit_device(u->metadata, e->metadata)))
 		return false;
 	snprintf(path, sizeof(path), "/dev/mapper/%s", e->name);
 	return cbw_unit_append(u->service, "cbw@") &&
@@ -213,6 +223,8 @@ static void cbw_unit_print(FILE *f, const struct cbw_tab *tab,
 	fputs("\nDefaultDependencies=no\nIgnoreOnIsolate=true\n", f);
 	fprintf(f, "BindsTo=%s\nAfter=%s systemd-modules-load.service\n",
 		u->origin, u->origin);
+	if (u->metadata[0])
+		fprintf(f, "BindsTo=%s\nAfter=%s\n", u->metadata, u->metadata);
 	fprintf(f, "Wants=local-fs-pre.target %s\n", u->blockdev);
 	fprintf(f, "Before=local-fs-pre.target cbw.target %s\n", u->blockdev);
 	fputs("Conflicts=umount.target\nBefore=umount.target\n\n", f);
