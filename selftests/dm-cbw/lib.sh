@@ -547,11 +547,17 @@ cbw_read_delay_create()
 	cbw_dm_create "$1" "0 $len delay $2 0 $3 $2 0 0"
 }
 
-# cbw_lvm_config PV: LVM for this test only, without udev: its own
+# cbw_lvm_config PV...: LVM for this test only, without udev: its own
 # configuration in $CBW_WORK/lvm (LVM_SYSTEM_DIR) that sees no device but
-# PV, keeps no metadata backups, and never extends a thin pool by itself.
+# the PVs, keeps no metadata backups, never extends a thin pool by itself,
+# and runs pvmove in the foreground without lvmpolld.
 cbw_lvm_config()
 {
+	local pv accept=
+
+	for pv; do
+		accept+="\"a|^$pv\$|\", "
+	done
 	export LVM_SYSTEM_DIR=$CBW_WORK/lvm
 	# lvm complains of the descriptors it inherits from the test harness.
 	export LVM_SUPPRESS_FD_WARNINGS=1
@@ -561,7 +567,7 @@ devices {
 	obtain_device_list_from_udev = 0
 	external_device_info_source = "none"
 	use_devicesfile = 0
-	global_filter = [ "a|^$1\$|", "r|.*|" ]
+	global_filter = [ $accept"r|.*|" ]
 }
 activation {
 	udev_sync = 0
@@ -569,7 +575,10 @@ activation {
 	monitoring = 0
 	thin_pool_autoextend_threshold = 100
 }
-global { event_activation = 0 }
+global {
+	event_activation = 0
+	use_lvmpolld = 0
+}
 backup { backup = 0 archive = 0 }
 EOF
 }

@@ -509,6 +509,23 @@ static int cbw_check_hidden(const struct cbw_attach_state *st)
 }
 
 /*
+ * Why a device is broken and what to run.  A hidden device with another
+ * table than the device maps what the device mapped before LVM changed it
+ * (lvextend, pvmove): attach refuses to put the device back over it.
+ */
+static int cbw_broken_error(const struct cbw_attach_state *st)
+{
+	if (st->attached)
+		return cbw_error("'%s' is attached, but suspended or with an inactive table left by an attach or detach that did not finish: run cbwctl attach or detach again",
+				 st->dev.name);
+	if (!cbw_dm_lines_equal(&st->hidden_table, &st->live))
+		return cbw_error("The table of '%s' no longer maps through its cbw layer, and its hidden device '%s' has another table: LVM changed or moved it (lvextend and pvmove do).  Its dirty bitmaps are lost.  Remove the hidden device with: cbwctl detach %s, then attach again, and take the next backup in full",
+				 st->dev.name, st->hidden.name, st->dev.name);
+	return cbw_error("The table of '%s' no longer maps through its cbw layer: another tool reloaded it (lvchange --refresh does), or an attach or detach did not finish.  Its dirty bitmaps are lost.  Remove the hidden device '%s' with: cbwctl detach %s (or attach again, and take the next backup in full)",
+			 st->dev.name, st->hidden.name, st->dev.name);
+}
+
+/*
  * Exit status 0: attached or detached; 1: broken or an orphaned hidden
  * device (said why on stderr).
  */
@@ -536,11 +553,7 @@ static int cbw_attach_check(const struct cbw_attach_state *st)
 	}
 	if (strcmp(state, "broken"))
 		return 0;
-	if (st->attached)
-		return cbw_error("'%s' is attached, but suspended or with an inactive table left by an attach or detach that did not finish: run cbwctl attach or detach again",
-				 st->dev.name);
-	return cbw_error("The table of '%s' no longer maps through its cbw layer: another tool reloaded it (lvchange --refresh does), or an attach or detach did not finish.  Its dirty bitmaps are lost.  Remove the hidden device '%s' with: cbwctl detach %s (or attach again, and take the next backup in full)",
-			 st->dev.name, st->hidden.name, st->dev.name);
+	return cbw_broken_error(st);
 }
 
 /* ------------------------------------------------------------------ */
