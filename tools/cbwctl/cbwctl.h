@@ -30,6 +30,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <linux/dm-cbw.h>
 
@@ -426,6 +427,11 @@ struct cbw_job {
 const char *cbw_run_dir(void);
 void cbw_job_path(const struct cbw_dev *dev, char *path);
 int cbw_job_load(const struct cbw_dev *dev, struct cbw_job *job);
+typedef void (*cbw_kv_setter)(void *ctx, const char *key, const char *value);
+int cbw_kv_load(const char *path, cbw_kv_setter set, void *ctx);
+typedef int (*cbw_file_writer)(FILE *f, const void *ctx);
+int cbw_run_file_save(const char *path, const char *what,
+		      cbw_file_writer write, const void *ctx);
 int cbw_job_save(const struct cbw_dev *dev, const struct cbw_job *job);
 int cbw_job_remove(const struct cbw_dev *dev);
 

@@ -70,9 +70,10 @@ static void cbw_cow_record_path(const struct cbw_dev *dev, char *path)
 		 dev->minor);
 }
 
-static void cbw_cow_record_set(struct cbw_cow_record *rec, const char *key,
-			       const char *v)
+static void cbw_cow_record_set(void *ctx, const char *key, const char *v)
 {
+	struct cbw_cow_record *rec = ctx;
+
 	if (!strcmp(key, "kind"))
 		snprintf(rec->kind, sizeof(rec->kind), "%s", v);
 	else if (!strcmp(key, "path"))
@@ -89,34 +90,27 @@ static void cbw_cow_record_set(struct cbw_cow_record *rec, const char *key,
 static int cbw_cow_record_load(const struct cbw_dev *dev,
 			       struct cbw_cow_record *rec)
 {
-	char path[PATH_MAX], line[PATH_MAX + 16], *eq, *nl;
-	FILE *f;
+	char path[PATH_MAX];
 
 	memset(rec, 0, sizeof(*rec));
 	cbw_cow_record_path(dev, path);
-	f = fopen(path, "r");
-	if (!f)
-		return -errno;
-	while (fgets(line, sizeof(line), f)) {
-		nl = strchr(line, '\n');
-		if (nl)
-			*nl = 0;
-		eq = strchr(line, '=');
-		if (!eq || line[0] == '#')
-			continue;
-		*eq = 0;
-		cbw_cow_record_set(rec, line, eq + 1);
-	}
-	fclose(f);
-	return 0;
+	return cbw_kv_load(path, cbw_cow_record_set, rec);
 }
 
-static int cbw_cow_record_write(FILE *f, const struct cbw_dev *dev,
-				const struct cbw_cow_record *rec)
+/* What the record file is written from. */
+struct cbw_cow_record_file {
+	const struct cbw_dev *dev;
+	const struct cbw_cow_record *rec;
+};
+
+static int cbw_cow_record_write(FILE *f, const void *ctx)
 {
+	const struct cbw_cow_record_file *file = ctx;
+	const struct cbw_cow_record *rec = file->rec;
+
 	fprintf(f, "# The COW device cbwctl made for the snapshot of %s: see cbwctl(8)\n",
-		dev->name);
-	fprintf(f, "device=%s\nkind=%s\n", dev->name, rec->kind);
+		file->dev->name);
+	fprintf(f, "device=%s\nkind=%s\n", file->dev->name, rec->kind);
 	if (rec->path[0])
 		fprintf(f, "path=%s\n", rec->path);
 	if (rec->loop[0])
@@ -130,28 +124,12 @@ static int cbw_cow_record_write(FILE *f, const struct cbw_dev *dev,
 static int cbw_cow_record_save(const struct cbw_dev *dev,
 			       const struct cbw_cow_record *rec)
 {
-	char path[PATH_MAX], tmp[PATH_MAX + 8];
-	FILE *f;
-	int r;
+	struct cbw_cow_record_file file = { .dev = dev, .rec = rec };
+	char path[PATH_MAX];
 
-	if (mkdir(cbw_run_dir(), 0700) && errno != EEXIST)
-		return cbw_error("Cannot create %s: %s (set CBW_RUN_DIR to a writable directory)",
-				 cbw_run_dir(), strerror(errno));
 	cbw_cow_record_path(dev, path);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	f = fopen(tmp, "w");
-	if (!f)
-		return cbw_error("Cannot write %s: %s", tmp, strerror(errno));
-	r = cbw_cow_record_write(f, dev, rec);
-	if (fclose(f) && !r)
-		r = -errno;
-	if (!r && rename(tmp, path))
-		r = -errno;
-	if (r) {
-		unlink(tmp);
-		return cbw_error("Cannot write %s: %s", path, strerror(-r));
-	}
-	return 0;
+	return cbw_run_file_save(path, "the COW record", cbw_cow_record_write,
+				 &file);
 }
 
 static void cbw_cow_record_remove(const struct cbw_dev *dev)

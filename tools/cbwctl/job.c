@@ -66,8 +66,9 @@ static const struct {
 	CBW_JOB_STR("format", format),
 };
 
-static void cbw_job_set(struct cbw_job *job, const char *key, const char *v)
+static void cbw_job_set(void *ctx, const char *key, const char *v)
 {
+	struct cbw_job *job = ctx;
 	unsigned int i;
 	char *p;
 
@@ -83,14 +84,15 @@ static void cbw_job_set(struct cbw_job *job, const char *key, const char *v)
 	}
 }
 
-/* The job of @dev: 0, -ENOENT if there is none, or another errno. */
-int cbw_job_load(const struct cbw_dev *dev, struct cbw_job *job)
+/*
+ * Reads the KEY=VALUE lines of @path into @set (lines that start with '#'
+ * are comments): 0, -ENOENT if there is no such file, or another errno.
+ */
+int cbw_kv_load(const char *path, cbw_kv_setter set, void *ctx)
 {
-	char path[PATH_MAX], line[PATH_MAX + 64], *eq, *nl;
+	char line[PATH_MAX + 64], *eq, *nl;
 	FILE *f;
 
-	memset(job, 0, sizeof(*job));
-	cbw_job_path(dev, path);
 	f = fopen(path, "r");
 	if (!f)
 		return -errno;
@@ -102,14 +104,25 @@ int cbw_job_load(const struct cbw_dev *dev, struct cbw_job *job)
 		if (!eq || line[0] == '#')
 			continue;
 		*eq = 0;
-		cbw_job_set(job, line, eq + 1);
+		set(ctx, line, eq + 1);
 	}
 	fclose(f);
 	return 0;
 }
 
-static int cbw_job_write(FILE *f, const struct cbw_job *job)
+/* The job of @dev: 0, -ENOENT if there is none, or another errno. */
+int cbw_job_load(const struct cbw_dev *dev, struct cbw_job *job)
 {
+	char path[PATH_MAX];
+
+	memset(job, 0, sizeof(*job));
+	cbw_job_path(dev, path);
+	return cbw_kv_load(path, cbw_job_set, job);
+}
+
+static int cbw_job_write(FILE *f, const void *ctx)
+{
+	const struct cbw_job *job = ctx;
 	const char *p;
 	unsigned int i;
 
@@ -125,33 +138,46 @@ static int cbw_job_write(FILE *f, const struct cbw_job *job)
 	return fflush(f) || ferror(f) || fsync(fileno(f)) ? -EIO : 0;
 }
 
-/* Writes the job file of @dev: 0 or an exit status, the error printed. */
-int cbw_job_save(const struct cbw_dev *dev, const struct cbw_job *job)
+/*
+ * Replaces @path, a file of the run directory, with what @write writes,
+ * atomically (a temporary file renamed over it): 0 or an exit status, the
+ * error printed with @what, the name of the file for the user.
+ */
+int cbw_run_file_save(const char *path, const char *what,
+		      cbw_file_writer write, const void *ctx)
 {
-	char path[PATH_MAX], tmp[PATH_MAX + 8];
+	char tmp[PATH_MAX + 8];
 	FILE *f;
 	int r;
 
 	if (mkdir(cbw_run_dir(), 0700) && errno != EEXIST)
 		return cbw_error("Cannot create %s: %s (set CBW_RUN_DIR to a writable directory)",
 				 cbw_run_dir(), strerror(errno));
-	cbw_job_path(dev, path);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	f = fopen(tmp, "w");
 	if (!f)
-		return cbw_error("Cannot write the job file %s: %s", tmp,
+		return cbw_error("Cannot write %s %s: %s", what, tmp,
 				 strerror(errno));
-	r = cbw_job_write(f, job);
-	if (fclose(f))
+	r = write(f, ctx);
+	if (fclose(f) && !r)
 		r = -errno;
 	if (!r && rename(tmp, path))
 		r = -errno;
 	if (r) {
 		unlink(tmp);
-		return cbw_error("Cannot write the job file %s: %s", path,
+		return cbw_error("Cannot write %s %s: %s", what, path,
 				 strerror(-r));
 	}
 	return 0;
+}
+
+/* Writes the job file of @dev: 0 or an exit status, the error printed. */
+int cbw_job_save(const struct cbw_dev *dev, const struct cbw_job *job)
+{
+	char path[PATH_MAX];
+
+	cbw_job_path(dev, path);
+	return cbw_run_file_save(path, "the job file", cbw_job_write, job);
 }
 
 int cbw_job_remove(const struct cbw_dev *dev)
