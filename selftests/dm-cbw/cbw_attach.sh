@@ -91,20 +91,8 @@ expect_refused()
 	fi
 }
 
-# first_json KEY...: those keys of the first JSON object on standard input
-# (a failed --check adds the error line of every failure after it).
-first_json()
-{
-	python3 -c 'import json, sys
-j = json.JSONDecoder().raw_decode(sys.stdin.read())[0]
-print(*(j[k] for k in sys.argv[1:]))' "$@"
-}
-
 # state: what attach --check --json says of the LV.
-state()
-{
-	{ "$CBWCTL" --json attach --check "$vg/lv" 2>/dev/null || true; } | first_json state
-}
+state() { cbw_attach_state "$vg/lv"; }
 
 table_of() { dmsetup table "$1" 2>/dev/null; }
 
@@ -368,7 +356,7 @@ broken_then_detach()
 	json=$("$CBWCTL" --json attach --check "$lv" 2>/dev/null) || rc=$?
 	cbw_expect_eq "$desc: attach --check fails" 1 "$rc"
 	cbw_expect_eq "$desc: attach --check says broken, bitmaps lost" "broken True" \
-		"$(first_json state bitmaps_lost <<<"$json")"
+		"$(cbw_first_json state bitmaps_lost <<<"$json")"
 	run detach "$lv"
 	cbw_expect_eq "$desc: detach" 0 "$rc"
 	if grep -q "dirty bitmaps it had are lost" "$W/stderr"; then

@@ -64,20 +64,8 @@ run()
 	fi
 }
 
-# first_json KEY...: those keys of the first JSON object on standard input
-# (a failed --check adds the error line after it).
-first_json()
-{
-	python3 -c 'import json, sys
-j = json.JSONDecoder().raw_decode(sys.stdin.read())[0]
-print(*(j[k] for k in sys.argv[1:]))' "$@"
-}
-
 # state: what attach --check --json says of the LV.
-state()
-{
-	{ "$CBWCTL" --json attach --check "$vg/lv" 2>/dev/null || true; } | first_json state
-}
+state() { cbw_attach_state "$vg/lv"; }
 
 table_of() { dmsetup table "$1" 2>/dev/null; }
 
@@ -183,7 +171,7 @@ broken_after()
 	json=$("$CBWCTL" --json attach --check "$vg/lv" 2>/dev/null) || rc=$?
 	cbw_expect_eq "$desc: attach --check fails" 1 "$rc"
 	cbw_expect_eq "$desc: attach --check says broken, bitmaps lost" "broken True" \
-		"$(first_json state bitmaps_lost <<<"$json")"
+		"$(cbw_first_json state bitmaps_lost <<<"$json")"
 	rc=0
 	"$CBWCTL" attach --check "$vg/lv" >/dev/null 2>"$W/stderr" || rc=$?
 	if ((rc == 1)) && grep -q "has another table" "$W/stderr" &&

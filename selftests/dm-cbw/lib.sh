@@ -583,6 +583,23 @@ backup { backup = 0 archive = 0 }
 EOF
 }
 
+# cbw_first_json KEY...: those keys of the first JSON object on standard
+# input (a failed cbwctl command prints its error lines after it).
+cbw_first_json()
+{
+	python3 -c 'import json, sys
+j = json.JSONDecoder().raw_decode(sys.stdin.read())[0]
+print(*(j[k] for k in sys.argv[1:]))' "$@"
+}
+
+# cbw_attach_state DEV: what cbwctl attach --check says of DEV (attached,
+# detached, broken, ...), or nothing.
+cbw_attach_state()
+{
+	{ "$CBWCTL" --json attach --check "$1" 2>/dev/null || true; } |
+		cbw_first_json state
+}
+
 # cbw_dm_adopt NAME: another tool (cbwctl) created NAME; remove it at
 # cleanup (or earlier with cbw_dm_remove), like a device of cbw_dm_create.
 cbw_dm_adopt()
