@@ -26,6 +26,7 @@
 #define CBWCTL_H
 
 #include <getopt.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -181,6 +182,8 @@ struct cbw_target {
 void cbw_dm_init(void);
 void cbw_dm_exit(void);
 int cbw_dm_resolve(const char *spec, struct cbw_dev *dev);
+int cbw_dm_resolve_lv(const char *spec, struct cbw_dev *dev);
+void cbw_block_stop_signals(sigset_t *old);
 int cbw_dm_lookup(const char *spec, struct cbw_dev *dev);
 int cbw_dm_table(const char *name, struct cbw_target *t);
 void cbw_target_free(struct cbw_target *t);

@@ -76,21 +76,6 @@ static void cbw_attach_state_free(struct cbw_attach_state *st)
 	cbw_dm_lines_free(&st->hidden_table);
 }
 
-/* "VG/LV" stands for /dev/VG/LV; other names go to cbw_dm_resolve. */
-static int cbw_attach_resolve(const char *spec, struct cbw_dev *dev)
-{
-	char path[PATH_MAX];
-
-	if (*spec != '/' && strchr(spec, '/')) {
-		snprintf(path, sizeof(path), "/dev/%s", spec);
-		if (!access(path, F_OK) && !cbw_dm_lookup(path, dev)) {
-			dev->spec = spec;
-			return 0;
-		}
-	}
-	return cbw_dm_resolve(spec, dev);
-}
-
 /* Is @l a one-line cbw table?  Then its origin's device number. */
 static bool cbw_is_cbw_table(const struct cbw_dm_lines *l, uint32_t *major,
 			     uint32_t *minor)
@@ -176,7 +161,7 @@ static int cbw_attach_inspect(const char *spec, struct cbw_attach_state *st)
 	int r;
 
 	memset(st, 0, sizeof(*st));
-	if (cbw_attach_resolve(spec, &st->dev))
+	if (cbw_dm_resolve_lv(spec, &st->dev))
 		return CBW_EXIT_FAIL;
 	r = cbw_dm_uuid(st->dev.name, st->uuid);
 	if (!r)
@@ -235,20 +220,6 @@ static int cbw_check_not_suspended(const struct cbw_attach_state *st)
 			 st->dev.spec, st->dev.name);
 }
 
-/* The signals that would stop or end cbwctl while the device is suspended. */
-static void cbw_block_signals(sigset_t *old)
-{
-	sigset_t set;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGQUIT);
-	sigaddset(&set, SIGTSTP);
-	sigprocmask(SIG_BLOCK, &set, old);
-}
-
 /* Suspends and resumes the device, signals blocked; 0 or a negative errno. */
 static int cbw_suspend_resume(const struct cbw_attach_state *st)
 {
@@ -256,7 +227,7 @@ static int cbw_suspend_resume(const struct cbw_attach_state *st)
 	sigset_t old;
 	int r;
 
-	cbw_block_signals(&old);
+	cbw_block_stop_signals(&old);
 	r = cbw_dm_suspend(name, true);
 	if (r) {
 		cbw_dm_clear(name);

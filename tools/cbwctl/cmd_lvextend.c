@@ -72,20 +72,6 @@ static int cbw_lvm_split(const char *name, char *vg, char *lv)
 	return out == lv && *vg && *lv ? 0 : -EINVAL;
 }
 
-static int cbw_lvx_resolve(const char *spec, struct cbw_dev *dev)
-{
-	char path[PATH_MAX];
-
-	if (*spec != '/' && strchr(spec, '/')) {
-		snprintf(path, sizeof(path), "/dev/%s", spec);
-		if (!access(path, F_OK) && !cbw_dm_lookup(path, dev)) {
-			dev->spec = spec;
-			return 0;
-		}
-	}
-	return cbw_dm_resolve(spec, dev);
-}
-
 static int cbw_not_attached_lv(const struct cbw_lvx *x)
 {
 	return cbw_error("'%s' is not an attached LVM logical volume (attach it with: cbwctl attach %s; or use lvextend itself)",
@@ -356,16 +342,10 @@ static bool cbw_same_mapping(const struct cbw_dm_lines *a,
 /* Suspends and resumes @name, signals held back in between. */
 static int cbw_lvx_swap(const char *name)
 {
-	sigset_t set, old;
+	sigset_t old;
 	int r;
 
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGQUIT);
-	sigaddset(&set, SIGTSTP);
-	sigprocmask(SIG_BLOCK, &set, &old);
+	cbw_block_stop_signals(&old);
 	r = cbw_dm_suspend(name, false);
 	if (r)
 		cbw_dm_clear(name);
@@ -503,7 +483,7 @@ static int cbw_lvextend(const struct cbw_cmd *cmd, int argc, char **argv)
 				       cbw_cmd_title(cmd, title));
 	memset(&x, 0, sizeof(x));
 	r = cbw_lvx_check_args(cmd, argc - 2, argv + 2);
-	if (!r && (cbw_ctl_open() < 0 || cbw_lvx_resolve(argv[1], &x.dev)))
+	if (!r && (cbw_ctl_open() < 0 || cbw_dm_resolve_lv(argv[1], &x.dev)))
 		r = CBW_EXIT_FAIL;
 	if (!r)
 		r = cbw_lvx_tables(&x);

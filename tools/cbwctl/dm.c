@@ -10,6 +10,7 @@
  * /dev/mapper nodes itself.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -214,6 +215,23 @@ int cbw_dm_lookup(const char *spec, struct cbw_dev *dev)
 	return r;
 }
 
+/*
+ * Blocks the signals that would stop or end cbwctl while it holds devices
+ * suspended; the caller puts *@old back with sigprocmask(SIG_SETMASK).
+ */
+void cbw_block_stop_signals(sigset_t *old)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGQUIT);
+	sigaddset(&set, SIGTSTP);
+	sigprocmask(SIG_BLOCK, &set, old);
+}
+
 /* cbw_dm_lookup with a message that says what to do when it fails. */
 int cbw_dm_resolve(const char *spec, struct cbw_dev *dev)
 {
@@ -236,6 +254,21 @@ int cbw_dm_resolve(const char *spec, struct cbw_dev *dev)
 		return cbw_error("Cannot look up device '%s': %s", spec,
 				 strerror(-r));
 	}
+}
+
+/* cbw_dm_resolve, where "VG/LV" also stands for /dev/VG/LV. */
+int cbw_dm_resolve_lv(const char *spec, struct cbw_dev *dev)
+{
+	char path[PATH_MAX];
+
+	if (*spec != '/' && strchr(spec, '/')) {
+		snprintf(path, sizeof(path), "/dev/%s", spec);
+		if (!access(path, F_OK) && !cbw_dm_lookup(path, dev)) {
+			dev->spec = spec;
+			return 0;
+		}
+	}
+	return cbw_dm_resolve(spec, dev);
 }
 
 /*

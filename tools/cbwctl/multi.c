@@ -279,20 +279,6 @@ static void cbw_multi_order(struct cbw_multi *m)
 /* The transaction                                                     */
 /* ------------------------------------------------------------------ */
 
-/* The signals that would stop or end cbwctl while devices are suspended. */
-static void cbw_multi_block_signals(sigset_t *old)
-{
-	sigset_t set;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGQUIT);
-	sigaddset(&set, SIGTSTP);
-	sigprocmask(SIG_BLOCK, &set, old);
-}
-
 static int cbw_multi_load(struct cbw_multi *m)
 {
 	struct cbw_multi_dev *d;
@@ -459,7 +445,7 @@ int cbw_multi_begin(struct cbw_multi *m)
 	if (r)
 		return cbw_multi_failed(m, r);
 	cbw_multi_order(m);
-	cbw_multi_block_signals(&old);
+	cbw_block_stop_signals(&old);
 	r = cbw_multi_suspend(m);
 	if (!r)
 		r = cbw_multi_resume(m);
