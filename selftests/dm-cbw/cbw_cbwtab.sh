@@ -45,8 +45,7 @@ noauto=$(cbw_name noauto)
 bad=$(cbw_name bad)
 # The devices are made by cbwctl: remove what is left of them at the end.
 for n in "$a" "$b" "$noauto" "$bad"; do
-	_cbw_dm_live[$n]=1
-	cbw_defer cbw_dm_remove "$n"
+	cbw_dm_adopt "$n"
 done
 
 tab=$CBW_WORK/cbwtab

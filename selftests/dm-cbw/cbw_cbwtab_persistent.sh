@@ -24,8 +24,7 @@ cbw_require_cmds jq
 cbw_loop_create origin 16
 cbw_loop_create meta 1
 name=$(cbw_name tab)
-_cbw_dm_live[$name]=1
-cbw_defer cbw_dm_remove "$name"
+cbw_dm_adopt "$name"
 errf=$CBW_WORK/stderr
 
 run()

@@ -101,8 +101,7 @@ cbw_create "$name" "$(cbw_dm_path "$origin")" "$chunk"
 guest=$(cbw_dm_path "$name")
 # The cbw-access devices the run creates, removed first if it dies.
 for i in 0 1 2; do
-	_cbw_dm_live[$acc$i]=1
-	cbw_defer cbw_dm_remove "$acc$i"
+	cbw_dm_adopt "$acc$i"
 done
 cbw_info "seed $seed, $len sectors, chunk $chunk sectors, ${seconds}s"
 
