@@ -65,7 +65,8 @@ for w in ('a.randwrite4k.qd32', 'b.first-touch.4k.qd32.j4',
           'c.second-pass.64k.qd32', 'd.fresh-seqwrite1m.4k.qd32',
           'e.seqread1m.scattered.4k', 'e.randread4k.copied.64k.qd32',
           'f.randwrite4k.qd32.j4', 'h.randwrite4k.qd32.j4',
-          'h.reader1m.qd1.j1', 'i.randwrite4k.qd1.j4', 'i.reader1m.qd32.j1',
+          'h.reader1m.qd1.j1', 'h.randwrite4k.copied.qd1.j4',
+          'h.reader1m.copied.qd32.j1', 'i.randwrite4k.qd1.j4', 'i.reader1m.qd32.j1',
           'j.write1g', 'j.discard1g', 'p.randwrite4k', 'p.newregion4k',
           'p.seqwrite1g'):
     if w not in ids:
@@ -92,13 +93,21 @@ for w in doc['workloads']:
 for dev in ('raw', 'null'):
     for k in ('read4k.qd1', 'write4k.qd1', 'read64k.qd32', 'write64k.qd32',
               'read4k.qd32.j4', 'write64k.qd32.j4', 'read1m.qd1',
-              'write1m.qd32'):
+              'write1m.qd32', 'read64k.qd1.j4', 'write64k.qd1.j4'):
         if not isinstance(doc['floor'].get('%s.%s' % (dev, k), {})
                           .get('ios'), int):
             bad.append('floor %s.%s missing' % (dev, k))
 for k in ('raw.read1g', 'raw.write1g'):
     if k not in doc['floor']:
         bad.append('floor %s missing' % k)
+# (h): dm-cbw's copies and the guest's writes, for the floor of (h).
+copies = doc.get('extra', {}).get('h_copies', {})
+for v in ('qd1.j1', 'qd1.j4', 'qd32.j1', 'qd32.j4'):
+    m = copies.get('h.randwrite4k.' + v, [{}])[0]
+    if not (isinstance(m.get('copied'), int) and
+            isinstance(m.get('writes'), int) and
+            0 <= m['copied'] <= m['writes']):
+        bad.append('h %s: no count of the writes that copied (%s)' % (v, m))
 g = doc.get('memory', {})
 for k in ('bitmap_per_tib', 'snapshot_per_tib'):
     if not isinstance(g.get(k), int):
@@ -132,6 +141,8 @@ cbw_check "report wrote the table" grep -q 'f: 4K randwrite libaio qd32, 4 jobs'
 cbw_check "report wrote the init_on_alloc=0 tables" grep -q '^init_on_alloc=0:' "$out/bench.txt"
 cbw_check "report shows the ratios of (h) with their spread" \
 	grep -Eq '^h: guest 4K randwrite.* [0-9.]+ \[[0-9.]+-[0-9.]+\]' "$out/bench.txt"
+cbw_check "report shows the share of (h)'s writes that copied" \
+	grep -Eq '^h: share of the guest.*qd32\.j4 [0-9.]+ \[' "$out/bench.txt"
 cbw_check "report wrote the RST table" test -s "$out/bench.rst"
 # shellcheck disable=SC2317 # run through cbw_check
 targets_listed()
