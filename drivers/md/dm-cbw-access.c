@@ -265,8 +265,9 @@ static int cbw_access_remap(struct cbw_snapshot *s, struct bio *bio,
 }
 
 /*
- * A read that starts in a copied chunk needs no lock: copied is final, and
- * a chunk's COW data is written before it is marked copied.  (A snapshot
+ * A read that starts in a copied chunk needs no lock: settled is final, a
+ * chunk settled and readable is copied, and a chunk's COW data is written
+ * before it is settled.  (A snapshot
  * discard or a break racing with the read may let it through, as it would
  * with the lock taken just before them.)  Returns the end of the run of
  * copied and readable chunks from @first, or @first.
@@ -278,9 +279,9 @@ static unsigned long cbw_access_copied_run(struct cbw_snapshot *s,
 	unsigned long end;
 
 	if (READ_ONCE(s->state) != DM_CBW_SNAPSHOT_ACTIVE ||
-	    !test_bit(first, s->done))
+	    !test_bit(first, s->settled))
 		return first;
-	end = find_next_zero_bit(s->done, last + 1, first);
+	end = find_next_zero_bit(s->settled, last + 1, first);
 	if (find_next_zero_bit(s->access, end, first) < end)
 		return first;
 	return end;
@@ -311,11 +312,12 @@ static int cbw_access_map_read(struct cbw_snapshot *s, struct bio *bio,
 		return cbw_access_fail(bio, CBW_STS_NOT_ACCESSIBLE);
 	}
 
-	copied = test_bit(first, s->done);
+	/* All readable here, so settled means copied. */
+	copied = test_bit(first, s->settled);
 	if (copied)
-		end = find_next_zero_bit(s->done, last + 1, first);
+		end = find_next_zero_bit(s->settled, last + 1, first);
 	else
-		end = find_next_bit(s->done, last + 1, first);
+		end = find_next_bit(s->settled, last + 1, first);
 
 	if (!copied) {
 		io->frozen_read.first = first;

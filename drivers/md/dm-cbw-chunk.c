@@ -139,10 +139,9 @@ struct cbw_snapshot *cbw_snapshot_create(struct block_device *origin,
 	cbw_copy_init_snapshot(s);
 
 	s->to_copy = cbw_bitmap_alloc(s->nr_chunks, true);
-	s->done = cbw_bitmap_alloc(s->nr_chunks, false);
 	s->access = cbw_bitmap_alloc(s->nr_chunks, true);
 	s->settled = cbw_bitmap_alloc(s->nr_chunks, false);
-	if (!s->to_copy || !s->done || !s->access || !s->settled)
+	if (!s->to_copy || !s->access || !s->settled)
 		goto nomem;
 	if (cbw_frozen_alloc(s))
 		goto nomem;
@@ -178,7 +177,6 @@ void cbw_snapshot_destroy(struct cbw_snapshot *s)
 	kvfree(s->frozen_buckets);
 	kvfree(s->settled);
 	kvfree(s->access);
-	kvfree(s->done);
 	kvfree(s->to_copy);
 	kfree(s);
 }

@@ -879,7 +879,6 @@ static void cbw_job_settle(struct cbw_snapshot *s, struct cbw_copy_job *job,
 		cbw_job_unclaim(s, job);
 		return;
 	}
-	bitmap_set(s->done, job->first, job->nr);
 	cbw_chunks_settle(s, job->first, job->first + job->nr - 1);
 	s->nr_copied += job->nr;
 }

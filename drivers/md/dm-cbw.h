@@ -206,13 +206,16 @@ struct cbw_copy_job {
 /*
  * Chunk state of one snapshot.  A chunk is
  *   to copy:   to_copy set; the next write copies it first
- *   in flight: to_copy and done clear, a copy job covers it
- *   copied:    done set; snapshot reads come from the COW device
- *   untracked: to_copy and done clear, no job (discarded or not in the
+ *   in flight: to_copy and settled clear, a copy job covers it
+ *   copied:    settled set; snapshot reads come from the COW device
+ *   untracked: settled set, access clear (discarded, or not in the
  *              snapshot); writes pass without copying
  * and readable through the access device while its access bit is set.
  * A chunk that is copied or untracked is settled: it never needs a copy
  * again, so writes to it only wait for snapshot reads of the origin.
+ * Access is cleared before a chunk that was not copied is settled, and is
+ * never set again, so a chunk that is settled and readable is copied: no
+ * bitmap of its own is needed for that (3 bits per chunk in all).
  */
 struct cbw_snapshot {
 	struct cbw_device *dev;
@@ -228,7 +231,6 @@ struct cbw_snapshot {
 
 	spinlock_t lock;		/* chunk state, jobs and lists below */
 	unsigned long *to_copy;
-	unsigned long *done;
 	unsigned long *access;
 	unsigned long *settled;		/* read without s->lock; only set */
 	unsigned long nr_to_copy;
