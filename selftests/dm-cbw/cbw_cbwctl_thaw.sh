@@ -12,7 +12,10 @@
 #  2. with --json, a failed command prints {"error": MESSAGE, "errno": N}
 #     on standard output (the message as on standard error, errno 0 for
 #     usage errors), and nothing without --json;
-#  3. the man page's "version" JSON example is what cbwctl prints.
+#  3. the man page's "version" JSON example is what cbwctl prints;
+#  4. a "backup begin --bitmap" whose access device cannot be created (its
+#     DM UUID is taken) ends its snapshot and leaves the bitmap as it was:
+#     not frozen, not busy, its bits kept.
 
 . "$(dirname -- "$0")/lib.sh"
 
@@ -145,5 +148,31 @@ else
 	cbw_expect_eq "man page: the version example is the real output" \
 		"$("$CBWCTL" --json version | jq -c .)" "$man_version"
 fi
+
+# ---------------------------------------------------------------------------
+# 4. A backup begin that fails after its snapshot started
+# ---------------------------------------------------------------------------
+access=$(cbw_name acc)
+taken=$(cbw_name taken)
+cbw_check "bitmap add b0 for a failed begin" "$CBWCTL" bitmap add "$name" b0
+wr 0
+# Another device holds the access device's DM UUID (the name is free, so
+# cbwctl's checks pass and the snapshot starts).
+cbw_dm_create "$taken" "0 8 zero" --uuid "CBW-access-$access"
+cbw_dm_adopt "$access"	# should a begin below leave it
+run backup begin "$name" --sync incremental --bitmap b0 \
+	--bitmap-mode on-success --cow "$cow" --access "$access"
+cbw_expect_eq "backup begin fails when its access device cannot be created" \
+	"1|cbwctl: Cannot create access device '$access': Device or resource busy" \
+	"$rc|${err%%$'\n'*}"
+cbw_expect_eq "the failed begin left no snapshot" none \
+	"$("$CBWCTL" --json snapshot info "$name" | jq -r .state)"
+cbw_expect_eq "the failed begin left b0 not frozen, not busy, its bits kept" \
+	"false false 65536" "$(query '"\(.frozen) \(.busy) \(.count)"')"
+cbw_check "remove the device with the UUID" cbw_dm_remove "$taken"
+cbw_check "a backup begin works again" "$CBWCTL" backup begin "$name" \
+	--sync incremental --bitmap b0 --bitmap-mode on-success --cow "$cow" \
+	--access "$access"
+cbw_check "and can be cancelled" "$CBWCTL" backup cancel "$name"
 
 cbw_done

@@ -532,6 +532,20 @@ static int cbw_begin_record(const struct cbw_backup_opts *o,
 	return r;
 }
 
+/*
+ * After a failed begin: @bitmap of @dev, if the snapshot froze it, thawed
+ * with its bits merged (a bitmap frozen before the begin was refused as
+ * busy).
+ */
+static void cbw_begin_thaw(const struct cbw_dev *dev, const char *bitmap)
+{
+	struct dm_cbw_bitmap_info info;
+
+	if (bitmap && !cbw_ctl_query(dev, bitmap, &info) &&
+	    (info.status & DM_CBW_BITMAP_FROZEN))
+		cbw_ctl_thaw(dev, bitmap, DM_CBW_BITMAP_THAW_MERGE);
+}
+
 /* Snapshot, frozen bitmap, access device and job file. */
 static int cbw_begin(struct cbw_backup_opts *o, const struct cbw_dev *dev,
 		     struct cbw_job *job)
@@ -539,10 +553,14 @@ static int cbw_begin(struct cbw_backup_opts *o, const struct cbw_dev *dev,
 	int r;
 
 	r = cbw_begin_setup(o, dev);
-	if (!r)
-		r = cbw_snapshot_begin(dev, &o->start);
 	if (r)
 		return r;
+	r = cbw_snapshot_begin(dev, &o->start);
+	if (r) {
+		/* The access device failed after the snapshot started. */
+		cbw_begin_thaw(dev, o->bitmap);
+		return r;
+	}
 	r = cbw_begin_record(o, dev, job);
 	if (r) {
 		cbw_begin_rollback(dev, o);
@@ -977,22 +995,14 @@ static struct cbw_multi_opts *cbw_backup_multi_opts(struct cbw_multi_opts *m,
 	return m;
 }
 
-/*
- * The bitmaps that the snapshots froze, thawed with their bits merged:
- * a bitmap frozen before was refused as busy.
- */
+/* The bitmaps that the snapshots froze, thawed with their bits merged. */
 static void cbw_backup_multi_thaw(const struct cbw_multi *m,
 				  const struct cbw_backup_opts *opts)
 {
-	struct dm_cbw_bitmap_info info;
 	unsigned int i;
 
 	for (i = 0; i < m->nr; i++)
-		if (opts[i].bitmap &&
-		    !cbw_ctl_query(&m->devs[i].dev, opts[i].bitmap, &info) &&
-		    (info.status & DM_CBW_BITMAP_FROZEN))
-			cbw_ctl_thaw(&m->devs[i].dev, opts[i].bitmap,
-				     DM_CBW_BITMAP_THAW_MERGE);
+		cbw_begin_thaw(&m->devs[i].dev, opts[i].bitmap);
 }
 
 /* Undoes the begin of every device of @m; @nr_saved have a job file. */
