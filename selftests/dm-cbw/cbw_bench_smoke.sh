@@ -9,7 +9,9 @@
 # and dm-cbw only for tracking without a snapshot), the raw
 # brd floors and the memory measurement, that the report wrote its table,
 # its targets and (with gnuplot) a PNG chart, and that the bench left no
-# device behind.  No timing is checked: these are not benchmark numbers.
+# device behind; then runs tools/bench/trace-copy briefly and checks the
+# work items it counts.  No timing is checked: these are not benchmark
+# numbers.
 
 . "$(dirname -- "$0")/lib.sh"
 
@@ -168,5 +170,18 @@ fi
 cbw_expect_eq "no benchmark device left" "" \
 	"$(dmsetup ls 2>/dev/null | awk '$1 ~ /^cbwb-/ { print $1 }')"
 cbw_check_fails "brd unloaded again" test -d /sys/module/brd
+
+# tools/bench/trace-copy, the trace that dm-cbw-bench.rst quotes: at 4K
+# chunks every first write runs two copy steps on kcbwd (after the origin
+# read, after the COW write), at each queue depth.
+rc=0
+"$bench_dir/trace-copy" --size-mib 16 --seconds 1 >"$out/trace.log" 2>&1 ||
+	rc=$?
+cbw_expect_eq "trace-copy exits with status 0" 0 "$rc"
+((rc == 0)) || cbw_info <"$out/trace.log"
+cbw_expect_eq "trace-copy: two copy steps per first write, in each workload" \
+	"3 3" "$(grep -c '^qd' "$out/trace.log") $(grep -Ec \
+		'^  cbw_lane_io_done +2\.00 ' "$out/trace.log")"
+cbw_check_fails "trace-copy left brd unloaded" test -d /sys/module/brd
 
 cbw_done
