@@ -267,10 +267,10 @@ static int cbw_access_remap(struct cbw_snapshot *s, struct bio *bio,
 /*
  * A read that starts in a copied chunk needs no lock: settled is final, a
  * chunk settled and readable is copied, and a chunk's COW data is written
- * before it is settled.  (A snapshot
- * discard or a break racing with the read may let it through, as it would
- * with the lock taken just before them.)  Returns the end of the run of
- * copied and readable chunks from @first, or @first.
+ * before it is settled.  (A snapshot discard or a break racing with the
+ * read may let it through, as it would with the lock taken just before
+ * them.)  Returns the end of the run of copied and readable chunks from
+ * @first, or @first.
  */
 static unsigned long cbw_access_copied_run(struct cbw_snapshot *s,
 					   unsigned long first,
