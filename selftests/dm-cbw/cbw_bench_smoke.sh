@@ -68,7 +68,8 @@ for w in ('a.randwrite4k.qd32', 'b.first-touch.4k.qd32.j4',
           'e.seqread1m.scattered.4k', 'e.randread4k.copied.64k.qd32',
           'f.randwrite4k.qd32.j4', 'h.randwrite4k.qd32.j4',
           'h.reader1m.qd1.j1', 'h.randwrite4k.copied.qd1.j4',
-          'h.reader1m.copied.qd32.j1', 'i.randwrite4k.qd1.j4', 'i.reader1m.qd32.j1',
+          'h.reader1m.copied.qd32.j1', 'i.randwrite4k.qd1.j4',
+          'i.reader1m.qd32.j1',
           'j.write1g', 'j.discard1g', 'p.randwrite4k', 'p.newregion4k',
           'p.seqwrite1g'):
     if w not in ids:
